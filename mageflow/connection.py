@@ -1,0 +1,58 @@
+"""How a client gets its Redis connection: lazily.
+
+Defining tasks, importing modules and building workers must work on a machine
+with no Redis at all; only the first operation that really needs Redis may
+fail, and then with an error that says how to configure it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from redis.asyncio import Redis
+
+from mageflow.errors import RedisNotConfiguredError
+
+REDIS_URL_ENV = "REDIS_URL"
+
+
+class RedisConnection:
+    """Holds a Redis client, or the URL to make one from at first use.
+
+    A client built here from a URL is owned here and closed by :meth:`aclose`;
+    a client the user passed in is theirs to close.
+    """
+
+    def __init__(self, source: Redis | str | None) -> None:
+        if source is None:
+            source = os.environ.get(REDIS_URL_ENV) or None
+        self._url: str | None = source if isinstance(source, str) else None
+        self._client: Redis | None = source if isinstance(source, Redis) else None
+        self._owned = False
+
+    @property
+    def configured(self) -> bool:
+        """Whether a Redis client or URL was given (nothing is contacted)."""
+        return self._client is not None or self._url is not None
+
+    @property
+    def client(self) -> Redis:
+        """The asyncio Redis client, created from the URL on first access."""
+        if self._client is None:
+            if self._url is None:
+                raise RedisNotConfiguredError(
+                    "mageflow needs Redis for this operation, and none is "
+                    "configured. Pass `redis_client=` (an asyncio Redis client "
+                    f"or a URL) to Mageflow(...), or set the {REDIS_URL_ENV} "
+                    "environment variable, e.g. REDIS_URL=redis://localhost:6379/0."
+                )
+            self._client = Redis.from_url(self._url, decode_responses=True)
+            self._owned = True
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the client if this object created it; leave the user's alone."""
+        if self._owned and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+            self._owned = False

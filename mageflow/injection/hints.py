@@ -1,0 +1,189 @@
+"""Turning a function's annotations into real types, as forgivingly as is safe.
+
+``typing.get_type_hints`` is all-or-nothing: one name it cannot find and it
+raises for the whole function. Task modules often import ``Context`` or
+``TaskSignature`` only under ``if TYPE_CHECKING:``, or write
+``from __future__ import annotations`` so that every annotation is a string.
+So resolution runs in three steps, each only when the one before failed:
+
+1. ``get_type_hints`` on the whole function, against its own module.
+2. Per annotation, against the module namespace *under* a seed of the types
+   mageflow injects, so a name the module never imported at run time still
+   resolves, while a module's own ``Context`` (if it has one) still wins.
+3. Per annotation that is still a string, a look at its syntax: a dotted name
+   ending in ``Context``, ``DurableContext`` or ``TaskSignature`` (such as
+   ``hatchet_sdk.Context`` with the module imported only for type checking),
+   possibly inside ``Optional[...]``, ``... | None`` or ``Annotated[...]``.
+
+What is still unknown after that comes back as :class:`Unresolved`. The caller
+decides what that means; it is never dropped.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Optional
+
+from hatchet_sdk import Context, Depends, DurableContext
+
+from mageflow.signature import TaskSignature
+
+# The types a task may ask for, by the name a user would write. They seed the
+# namespace of step 2 and are what step 3 matches final dotted names against.
+INJECTABLE_TYPES: Mapping[str, type] = {
+    "Context": Context,
+    "DurableContext": DurableContext,
+    "TaskSignature": TaskSignature,
+}
+_SEED: Mapping[str, object] = {
+    **INJECTABLE_TYPES,
+    "Depends": Depends,
+    "Annotated": Annotated,
+    "Optional": Optional,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Unresolved:
+    """An annotation that names something unknown; ``text`` is its source."""
+
+    text: str
+    reason: str
+    missing_name: bool
+    """True when a name was not found: worth one more try at the first call,
+    when the module has finished importing. Any other failure is final."""
+
+
+class _Annotations:
+    """A bare holder of annotations, so ``get_type_hints`` can do one at a time."""
+
+    def __init__(self, annotations: dict[str, object]) -> None:
+        self.__annotations__ = annotations
+
+
+def resolve_annotations(fn: Callable[..., Any]) -> dict[str, object]:
+    """Map each annotated name of ``fn`` (``"return"`` too) to its type.
+
+    A value is either the resolved type (``Annotated`` extras kept) or an
+    :class:`Unresolved`.
+    """
+    raw: dict[str, object] = dict(getattr(fn, "__annotations__", None) or {})
+    if not raw:
+        return {}
+    try:
+        return dict(typing.get_type_hints(fn, include_extras=True))
+    except Exception:  # NameError, or a syntax/type error in one string
+        pass
+
+    module_ns = _module_namespace(fn)
+    namespace = {**_SEED, **module_ns}
+    resolved: dict[str, object] = {}
+    for name, annotation in raw.items():
+        try:
+            hints = typing.get_type_hints(
+                _Annotations({name: annotation}),
+                globalns=namespace,
+                include_extras=True,
+            )
+            resolved[name] = hints[name]
+        except Exception as exc:
+            text = annotation if isinstance(annotation, str) else repr(annotation)
+            matched = _match_by_name(text) if isinstance(annotation, str) else None
+            resolved[name] = (
+                matched
+                if matched is not None
+                else Unresolved(text, _describe(exc), isinstance(exc, NameError))
+            )
+    return resolved
+
+
+def _module_namespace(fn: Callable[..., Any]) -> dict[str, Any]:
+    target: Any = fn
+    while hasattr(target, "__wrapped__"):
+        target = target.__wrapped__
+    return dict(getattr(target, "__globals__", {}))
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _match_by_name(text: str) -> object | None:
+    """Step 3: recognise an injectable type by the shape of the annotation text."""
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return None
+    return _match_node(node)
+
+
+def _match_node(node: ast.expr) -> object | None:
+    final = _final_name(node)
+    if final is not None:
+        return INJECTABLE_TYPES.get(final)
+    # X | None  and  None | X
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        left, right = node.left, node.right
+        if _is_none(right):
+            inner = _match_node(left)
+        elif _is_none(left):
+            inner = _match_node(right)
+        else:
+            return None
+        return Optional[inner] if inner is not None else None  # noqa: UP045
+    if isinstance(node, ast.Subscript):
+        wrapper = _final_name(node.value)
+        inner_nodes = (
+            list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
+        )
+        if wrapper == "Optional" and len(inner_nodes) == 1:
+            inner = _match_node(inner_nodes[0])
+            return Optional[inner] if inner is not None else None  # noqa: UP045
+        if wrapper == "Union":
+            rest = [n for n in inner_nodes if not _is_none(n)]
+            if len(rest) == 1 and len(inner_nodes) == 2:
+                inner = _match_node(rest[0])
+                return Optional[inner] if inner is not None else None  # noqa: UP045
+            return None
+        if wrapper == "Annotated" and inner_nodes:
+            # Only the base type is matched; metadata such as Depends(...) needs
+            # real evaluation, so its presence leaves the annotation unresolved.
+            if len(inner_nodes) > 1:
+                return None
+            return _match_node(inner_nodes[0])
+    return None
+
+
+def _final_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _is_none(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def is_type_alias(hint: object) -> bool:
+    """Whether ``hint`` is a PEP 695 ``type X = ...`` alias (3.12+ or backport)."""
+    return type(hint).__name__ == "TypeAliasType" and hasattr(hint, "__value__")
+
+
+def strip_optional(hint: object) -> tuple[object, bool]:
+    """Split ``X | None`` / ``Optional[X]`` into ``(X, True)``.
+
+    A union of several non-None members comes back whole, with ``False``.
+    """
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        members = typing.get_args(hint)
+        rest = [m for m in members if m is not type(None)]
+        if len(rest) == 1 and len(rest) < len(members):
+            return rest[0], True
+    return hint, False

@@ -1,0 +1,572 @@
+"""Decoration time: read a task function once and decide what each parameter gets.
+
+The result, an :class:`InjectionPlan`, is everything the run-time side needs,
+so a run never calls ``inspect`` or ``get_type_hints``. Every mistake in a
+task's parameters is found here and raised as :class:`InjectionError`.
+
+The first parameter always receives the input message. Each other parameter
+is matched by these rules, first match wins:
+
+1. annotated ``Context`` (or a subclass), possibly as ``X | None``,
+   ``Optional[X]`` or ``Annotated[X, ...]``: the run context;
+2. annotated ``TaskSignature`` (or a subclass): the run's signature;
+3. ``Annotated[T, Depends(fn)]``: Hatchet's dependency injection;
+4. unannotated, and asked for by ``with_ctx`` / ``with_signature`` or the
+   client's ``AcceptParams``: the context or the signature;
+5. has a default: keeps it. Anything else is an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import inspect
+import re
+import typing
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Annotated, Any
+
+from hatchet_sdk import Context, Depends, DurableContext
+from pydantic import BaseModel
+
+from mageflow.errors import InjectionError, UnresolvedAnnotationError
+from mageflow.injection.hints import (
+    Unresolved,
+    is_type_alias,
+    resolve_annotations,
+    strip_optional,
+)
+from mageflow.markers import TaskMarks
+from mageflow.params import AcceptParams
+from mageflow.signature import TaskSignature
+
+_EMPTY = inspect.Parameter.empty
+_POSITIONAL = (
+    inspect.Parameter.POSITIONAL_ONLY,
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+)
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+class Source(enum.Enum):
+    """Where a parameter's value comes from at run time."""
+
+    CONTEXT = "the run context"
+    SIGNATURE = "the run's TaskSignature"
+    DEPENDENCY = "a Depends() value"
+    DEFAULT = "its default"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DependencyPlan:
+    """A ``Depends(fn)`` worked out in advance: ``fn(input, ctx, **params)``."""
+
+    fn: Callable[..., Any]
+    is_async: bool
+    params: tuple[ParamPlan, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ParamPlan:
+    """One parameter that receives a value, and why."""
+
+    name: str
+    source: Source
+    positional: bool
+    why: str
+    optional: bool = False
+    dependency: DependencyPlan | None = None
+    default: Any = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InjectionPlan:
+    """Everything a run needs to call the task function."""
+
+    task_name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    durable: bool
+    message_name: str
+    input_model: type[Any] | None
+    positional: tuple[ParamPlan, ...]
+    keyword: tuple[ParamPlan, ...]
+    defaults_kept: tuple[str, ...]
+    wants_signature: bool
+    requires_signature: bool
+    has_dependencies: bool
+    stagger: timedelta | None
+    return_hint: object
+    unresolved: tuple[tuple[str, Unresolved], ...]
+    """Parameters whose annotation named something unknown at decoration time.
+    The plan is rebuilt once at the first call; see :func:`replan`."""
+    config: AcceptParams
+    marks: TaskMarks
+
+    @property
+    def params(self) -> tuple[ParamPlan, ...]:
+        return self.positional + self.keyword
+
+
+NO_RETURN_HINT = object()
+"""``return_hint`` when the function has no return annotation."""
+
+
+def build_plan(
+    fn: Callable[..., Any],
+    *,
+    task_name: str,
+    durable: bool,
+    config: AcceptParams,
+    marks: TaskMarks,
+    final: bool = False,
+) -> InjectionPlan:
+    """Analyse ``fn`` for the task ``task_name``; raise ``InjectionError`` if it
+    cannot be called.
+
+    ``final`` is set for the retry at the first call: an annotation that is
+    still unresolved then is an error instead of a deferral.
+    """
+    where = f"task {task_name!r}"
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise InjectionError(
+            f"{where}: cannot read the parameters of {fn!r} ({exc}). "
+            "Decorate a plain `def` or `async def` function."
+        ) from exc
+    hints = resolve_annotations(fn)
+
+    if not parameters or parameters[0].kind not in (
+        *_POSITIONAL,
+        inspect.Parameter.VAR_POSITIONAL,
+    ):
+        raise InjectionError(
+            f"{where}: the first parameter receives the task's input message, "
+            f"but {_describe_fn(fn)} has none. Add one, e.g. "
+            "`async def task(msg: MyInput, ...)`."
+        )
+    message = parameters[0]
+    message_hint = hints.get(message.name, _EMPTY)
+
+    unresolved: list[tuple[str, Unresolved]] = []
+    for name, hint in hints.items():
+        if not isinstance(hint, Unresolved):
+            continue
+        subject = "return annotation" if name == "return" else f"parameter {name!r}"
+        if name == "return" or name == message.name or final or not hint.missing_name:
+            error = UnresolvedAnnotationError if final else InjectionError
+            raise error(
+                f"{where}: the {subject} is annotated {hint.text!r}, which cannot "
+                f"be resolved ({hint.reason}). Import that name at module level "
+                "(not only under `if TYPE_CHECKING:`), or define it before the "
+                "task is first run."
+            )
+        unresolved.append((name, hint))
+
+    input_model = _input_model(message_hint)
+    others = parameters[1:]
+    claims: dict[str, ParamPlan] = {}
+    deferred = {name for name, _ in unresolved}
+
+    # Rules 1-3: what the annotations ask for.
+    for param in others:
+        if param.name in deferred:
+            continue
+        claim = _claim_by_annotation(
+            where, param, hints.get(param.name, _EMPTY), durable=durable
+        )
+        if claim is not None:
+            claims[param.name] = claim
+    _reject_duplicates(where, claims)
+
+    # Rule 4: what with_ctx / with_signature / AcceptParams add.
+    ctx_mode_strict = marks.with_ctx
+    ctx_mode = ctx_mode_strict or config in (AcceptParams.CTX_ONLY, AcceptParams.ALL)
+    sig_mode_strict = marks.with_signature
+    sig_mode = sig_mode_strict or config is AcceptParams.ALL
+    has_source = {claim.source for claim in claims.values()}
+
+    if ctx_mode and Source.CONTEXT not in has_source:
+        target = others[0] if others else None
+        if target is not None and _can_take(target, hints, deferred, claims):
+            why = (
+                "@with_ctx: second positional parameter"
+                if ctx_mode_strict
+                else f"{config}: second positional parameter"
+            )
+            claims[target.name] = ParamPlan(
+                target.name, Source.CONTEXT, _passes_positionally(target), why
+            )
+        elif ctx_mode_strict and not unresolved:
+            raise InjectionError(
+                f"{where}: @with_ctx asks for the run context, but "
+                f"{_describe_fn(fn)} has nowhere to put it"
+                f"{_why_not(target, hints)}. Add a second parameter "
+                "`ctx: Context`, or remove @with_ctx."
+            )
+
+    if sig_mode and Source.SIGNATURE not in has_source:
+        target = next((p for p in others if p.name == "signature"), None)
+        if target is not None and _can_take(target, hints, deferred, claims):
+            why = "@with_signature" if sig_mode_strict else f"{config}"
+            why += ": parameter named 'signature'"
+            claims[target.name] = ParamPlan(
+                target.name,
+                Source.SIGNATURE,
+                _passes_positionally(target),
+                why,
+                optional=target.default is None,
+            )
+        elif sig_mode_strict and not unresolved:
+            raise InjectionError(
+                f"{where}: @with_signature asks for the task's signature, but "
+                f"{_describe_fn(fn)} has nowhere to put it"
+                f"{_why_not(target, hints)}. Add a parameter "
+                "`signature: TaskSignature`, or remove @with_signature."
+            )
+
+    # Rule 5: everything left keeps its default, or is an error.
+    positional: list[ParamPlan] = []
+    keyword: list[ParamPlan] = []
+    defaults_kept: list[str] = []
+    pending_defaults: list[ParamPlan] = []
+    for param in others:
+        claim = claims.get(param.name)
+        if claim is None:
+            if param.name in deferred or param.kind in _VARIADIC:
+                continue
+            if param.default is _EMPTY:
+                raise InjectionError(
+                    f"{where}: parameter {param.name!r} is required, but nothing "
+                    "is injected into it. Annotate it with `Context`, "
+                    "`TaskSignature` or `Annotated[T, Depends(fn)]`, give it a "
+                    "default, or remove it. (Only the first parameter receives "
+                    "the input message.)"
+                )
+            defaults_kept.append(param.name)
+            if param.kind is inspect.Parameter.POSITIONAL_ONLY:
+                # A later positional-only parameter may be injected, and then
+                # this one must be passed explicitly to keep its place.
+                pending_defaults.append(
+                    ParamPlan(
+                        param.name,
+                        Source.DEFAULT,
+                        True,
+                        "keeps its default",
+                        default=param.default,
+                    )
+                )
+            continue
+        if claim.positional:
+            positional.extend(pending_defaults)
+            pending_defaults.clear()
+            positional.append(claim)
+        else:
+            keyword.append(claim)
+
+    signature_claims = [c for c in claims.values() if c.source is Source.SIGNATURE]
+    return InjectionPlan(
+        task_name=task_name,
+        fn=fn,
+        is_async=is_async_callable(fn),
+        durable=durable,
+        message_name=message.name,
+        input_model=input_model,
+        positional=tuple(positional),
+        keyword=tuple(keyword),
+        defaults_kept=tuple(defaults_kept),
+        wants_signature=bool(signature_claims),
+        requires_signature=any(not c.optional for c in signature_claims),
+        has_dependencies=any(c.source is Source.DEPENDENCY for c in claims.values()),
+        stagger=marks.stagger,
+        return_hint=hints.get("return", NO_RETURN_HINT),
+        unresolved=tuple(unresolved),
+        config=config,
+        marks=marks,
+    )
+
+
+def replan(plan: InjectionPlan) -> InjectionPlan:
+    """The retry at the first call for a plan built with unresolved names."""
+    return build_plan(
+        plan.fn,
+        task_name=plan.task_name,
+        durable=plan.durable,
+        config=plan.config,
+        marks=plan.marks,
+        final=True,
+    )
+
+
+def is_async_callable(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` returns a coroutine, seeing through ``partial``
+    and objects with an ``async def __call__``."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+# --- rules 1-3 ------------------------------------------------------------
+
+
+def _claim_by_annotation(
+    where: str, param: inspect.Parameter, hint: object, *, durable: bool
+) -> ParamPlan | None:
+    if hint is _EMPTY or hint is Any:
+        return None
+    base, optional, metadata = _unwrap(hint)
+    source: Source | None = None
+    if isinstance(base, type) and issubclass(base, Context):
+        if issubclass(base, DurableContext) and not durable:
+            raise InjectionError(
+                f"{where}: parameter {param.name!r} asks for a DurableContext, "
+                "which only durable tasks have. Declare the task with "
+                "@client.durable_task(...), or annotate the parameter `Context`."
+            )
+        source = Source.CONTEXT
+    elif isinstance(base, type) and issubclass(base, TaskSignature):
+        source = Source.SIGNATURE
+    else:
+        depends = [item for item in metadata if isinstance(item, Depends)]
+        if depends:
+            source = Source.DEPENDENCY
+        else:
+            _reject_ambiguous_union(where, param, base)
+            return None
+
+    if param.kind in _VARIADIC:
+        star = "*" if param.kind is inspect.Parameter.VAR_POSITIONAL else "**"
+        raise InjectionError(
+            f"{where}: {star}{param.name} asks for {source.value}, but values "
+            f"are injected by name and cannot go into {star}{param.name}. "
+            f"Declare a normal parameter instead, e.g. `{param.name}: ...`."
+        )
+
+    positional = _passes_positionally(param)
+    what = _type_name(hint)
+    if source is Source.DEPENDENCY:
+        dependency = _plan_dependency(where, depends[0], stack=())
+        return ParamPlan(
+            param.name,
+            source,
+            positional,
+            f"annotated {what}",
+            dependency=dependency,
+        )
+    return ParamPlan(
+        param.name,
+        source,
+        positional,
+        f"annotated {what}",
+        optional=optional or param.default is None,
+    )
+
+
+def _unwrap(hint: object) -> tuple[object, bool, tuple[object, ...]]:
+    """Peel aliases, ``Annotated`` and ``Optional`` off ``hint``.
+
+    Returns the bare type, whether ``None`` was allowed, and the ``Annotated``
+    metadata met on the way.
+    """
+    optional = False
+    metadata: tuple[object, ...] = ()
+    while True:
+        if is_type_alias(hint):
+            hint = getattr(hint, "__value__")  # noqa: B009
+            continue
+        if typing.get_origin(hint) is Annotated:
+            args = typing.get_args(hint)
+            hint, metadata = args[0], metadata + tuple(args[1:])
+            continue
+        stripped, was_optional = strip_optional(hint)
+        if was_optional:
+            hint, optional = stripped, True
+            continue
+        return hint, optional, metadata
+
+
+def _reject_ambiguous_union(where: str, param: inspect.Parameter, base: object) -> None:
+    members = typing.get_args(base)
+    injectable = [
+        m
+        for m in members
+        if isinstance(m, type) and issubclass(m, (Context, TaskSignature))
+    ]
+    if injectable:
+        raise InjectionError(
+            f"{where}: parameter {param.name!r} is annotated {_type_name(base)}, "
+            "a union that mixes injectable types with others, so it is unclear "
+            "what it wants. Annotate it with exactly one of `Context` or "
+            "`TaskSignature` (optionally `| None`)."
+        )
+
+
+def _reject_duplicates(where: str, claims: dict[str, ParamPlan]) -> None:
+    for source in (Source.CONTEXT, Source.SIGNATURE):
+        names = [name for name, claim in claims.items() if claim.source is source]
+        if len(names) > 1:
+            listed = " and ".join(repr(n) for n in names)
+            raise InjectionError(
+                f"{where}: parameters {listed} both ask for {source.value}. "
+                "Keep one of them."
+            )
+
+
+def _plan_dependency(
+    where: str, marker: Depends[Any, Any], stack: tuple[Callable[..., Any], ...]
+) -> DependencyPlan:
+    # Hatchet keeps the function on a private attribute; reading it here, once,
+    # keeps Hatchet's deprecation warning for `.fn` out of every run.
+    fn: Callable[..., Any] = marker._fn
+    label = f"{where}: dependency {getattr(fn, '__name__', fn)!r}"
+    if fn in stack:
+        chain = " -> ".join(getattr(f, "__name__", repr(f)) for f in (*stack, fn))
+        raise InjectionError(f"{label} depends on itself ({chain}). Break the cycle.")
+    parameters = list(inspect.signature(fn).parameters.values())
+    hints = resolve_annotations(fn)
+    params: list[ParamPlan] = []
+    for param in parameters[2:]:  # the first two are the input and the context
+        hint = hints.get(param.name, _EMPTY)
+        if isinstance(hint, Unresolved):
+            raise InjectionError(
+                f"{label}: parameter {param.name!r} is annotated {hint.text!r}, "
+                f"which cannot be resolved ({hint.reason}). Import that name at "
+                "module level."
+            )
+        _, _, metadata = _unwrap(hint) if hint is not _EMPTY else (None, False, ())
+        nested = [item for item in metadata if isinstance(item, Depends)]
+        if nested and param.kind not in _VARIADIC:
+            params.append(
+                ParamPlan(
+                    param.name,
+                    Source.DEPENDENCY,
+                    False,
+                    f"annotated {_type_name(hint)}",
+                    dependency=_plan_dependency(where, nested[0], (*stack, fn)),
+                )
+            )
+        elif param.default is _EMPTY and param.kind not in _VARIADIC:
+            raise InjectionError(
+                f"{label}: parameter {param.name!r} is required, but a dependency "
+                "function only receives `(input, ctx)` and other "
+                "`Annotated[T, Depends(fn)]` parameters. Give it a default, or "
+                "annotate it with Depends."
+            )
+    return DependencyPlan(fn=fn, is_async=is_async_callable(fn), params=tuple(params))
+
+
+# --- rule 4 helpers --------------------------------------------------------
+
+
+def _can_take(
+    param: inspect.Parameter,
+    hints: dict[str, object],
+    deferred: set[str],
+    claims: dict[str, ParamPlan],
+) -> bool:
+    """An override may only fill an unannotated, still-free, normal parameter."""
+    if param.name in claims or param.name in deferred:
+        return False
+    if param.kind not in (*_POSITIONAL, inspect.Parameter.KEYWORD_ONLY):
+        return False
+    return hints.get(param.name, _EMPTY) in (_EMPTY, Any, object)
+
+
+def _why_not(param: inspect.Parameter | None, hints: dict[str, object]) -> str:
+    if param is None:
+        return ""
+    if param.kind in _VARIADIC:
+        star = "*" if param.kind is inspect.Parameter.VAR_POSITIONAL else "**"
+        return f" ({star}{param.name} cannot receive an injected value)"
+    hint = hints.get(param.name, _EMPTY)
+    if hint not in (_EMPTY, Any, object):
+        return f" (parameter {param.name!r} is annotated {_type_name(hint)})"
+    return f" (parameter {param.name!r} already receives something else)"
+
+
+def _passes_positionally(param: inspect.Parameter) -> bool:
+    return param.kind is inspect.Parameter.POSITIONAL_ONLY
+
+
+# --- descriptions ----------------------------------------------------------
+
+
+def _input_model(hint: object) -> type[Any] | None:
+    """The first parameter's annotation, when it can validate the input."""
+    if hint is _EMPTY or isinstance(hint, Unresolved):
+        return None
+    base, _, _ = _unwrap(hint)
+    if isinstance(base, type) and (
+        issubclass(base, BaseModel) or dataclasses.is_dataclass(base)
+    ):
+        return base
+    return None
+
+
+def _type_name(hint: object) -> str:
+    """``hint`` as a user would write it: no module paths, Depends by name."""
+    if typing.get_origin(hint) is Annotated:
+        base, *metadata = typing.get_args(hint)
+        extras = ", ".join(_metadata_name(item) for item in metadata)
+        return f"Annotated[{_type_name(base)}, {extras}]"
+    if isinstance(hint, type):
+        return hint.__name__
+    return _MODULE_PATH.sub("", repr(hint))
+
+
+_MODULE_PATH = re.compile(r"\b(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])")
+
+
+def _metadata_name(item: object) -> str:
+    if isinstance(item, Depends):
+        return f"Depends({getattr(item._fn, '__name__', item._fn)})"
+    return repr(item)
+
+
+def _describe_fn(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__qualname__', repr(fn))}()"
+
+
+def explain(plan: InjectionPlan) -> str:
+    """A readable account of ``plan``, one line per parameter."""
+    kind = "durable task" if plan.durable else "task"
+    style = "async" if plan.is_async else "sync, runs in a worker thread"
+    lines = [f"{kind} {plan.task_name!r} ({style}), param_config={plan.config.name}"]
+    model = plan.input_model.__name__ if plan.input_model else "the task's validator"
+    rows: list[tuple[str, str]] = [(plan.message_name, f"input message ({model})")]
+    for param in plan.params:
+        rows.append((param.name, _describe_param(param)))
+    rows.extend((name, "keeps its default") for name in plan.defaults_kept)
+    rows.extend(
+        (name, f"unresolved {hint.text!r}, retried at first call")
+        for name, hint in plan.unresolved
+    )
+    width = max(len(name) for name, _ in rows)
+    lines.extend(f"  {name.ljust(width)}  <- {text}" for name, text in rows)
+    if plan.stagger is not None:
+        lines.append(f"  stagger: random delay of up to {plan.stagger}")
+    return "\n".join(lines)
+
+
+def _describe_param(param: ParamPlan) -> str:
+    if param.source is Source.DEFAULT:
+        return "keeps its default"
+    text = param.source.value
+    if param.source is Source.SIGNATURE:
+        text += ", None when the run has none" if param.optional else ", required"
+    if param.dependency is not None:
+        text = f"Depends({_dependency_tree(param.dependency)})"
+    return f"{text} [{param.why}]"
+
+
+def _dependency_tree(dep: DependencyPlan) -> str:
+    name = getattr(dep.fn, "__name__", repr(dep.fn))
+    if not dep.params:
+        return name
+    inner: Sequence[str] = [
+        f"{p.name}={_dependency_tree(p.dependency)}" for p in dep.params if p.dependency
+    ]
+    return f"{name}({', '.join(inner)})"
