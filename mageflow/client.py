@@ -10,6 +10,7 @@ clients in one process never see each other's tasks or Redis.
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AsyncExitStack
@@ -47,6 +48,24 @@ from mageflow.runtime import PlanCell, make_task_callable
 
 P = ParamSpec("P")
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+# The options Hatchet's own decorators take, read once from Hatchet itself, so
+# an unknown option fails where it is written, as it would with Hatchet.
+_TASK_OPTIONS = frozenset(inspect.signature(Hatchet.task).parameters) - {"self"}
+_DURABLE_TASK_OPTIONS = frozenset(
+    inspect.signature(Hatchet.durable_task).parameters
+) - {"self"}
+
+
+def _check_options(
+    decorator: str, options: dict[str, Any], known: frozenset[str]
+) -> None:
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(
+            f"{decorator}() got unexpected option(s) {', '.join(unknown)}; it "
+            f"accepts what Hatchet's {decorator}() accepts: {', '.join(sorted(known))}."
+        )
 
 
 @dataclass(frozen=True)
@@ -217,6 +236,8 @@ class HatchetMageflow(Hatchet):
             cannot be satisfied.
         """
 
+        _check_options("task", options, _TASK_OPTIONS)
+
         def decorate(fn: Callable[..., Any]) -> Standalone[Any, Any]:
             return self._declare(fn, durable=False, options=options)
 
@@ -300,6 +321,8 @@ class HatchetMageflow(Hatchet):
         Same as :meth:`task`; in addition, parameters may ask for a
         ``DurableContext``.
         """
+
+        _check_options("durable_task", options, _DURABLE_TASK_OPTIONS)
 
         def decorate(fn: Callable[..., Any]) -> Standalone[Any, Any]:
             return self._declare(fn, durable=True, options=options)

@@ -547,7 +547,8 @@ def explain(plan: InjectionPlan) -> str:
     width = max(len(name) for name, _ in rows)
     lines.extend(f"  {name.ljust(width)}  <- {text}" for name, text in rows)
     if plan.stagger is not None:
-        lines.append(f"  stagger: random delay of up to {plan.stagger}")
+        window = plan.stagger.total_seconds()
+        lines.append(f"  stagger: random delay of up to {window:g}s before each run")
     return "\n".join(lines)
 
 
