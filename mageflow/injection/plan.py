@@ -212,12 +212,14 @@ def build_plan(
         if target is not None and _can_take(target, hints, deferred, claims):
             why = "@with_signature" if sig_mode_strict else f"{config}"
             why += ": parameter named 'signature'"
+            # Unannotated, it makes no claim that a signature must exist, so a
+            # run without one passes None rather than failing.
             claims[target.name] = ParamPlan(
                 target.name,
                 Source.SIGNATURE,
                 _passes_positionally(target),
                 why,
-                optional=target.default is None,
+                optional=True,
             )
         elif sig_mode_strict and not unresolved:
             raise InjectionError(
