@@ -10,34 +10,20 @@ clients in one process never see each other's tasks or Redis.
 
 from __future__ import annotations
 
-import inspect
 import random
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast, overload
 
 from hatchet_sdk import Hatchet
-from hatchet_sdk.runnables.eviction import (
-    DEFAULT_DURABLE_TASK_EVICTION_POLICY,
-    EvictionPolicy,
-)
-from hatchet_sdk.runnables.types import DefaultFilter, R, TWorkflowInput
+from hatchet_sdk.runnables.types import R, TWorkflowInput
 from hatchet_sdk.runnables.workflow import BaseWorkflow, Standalone
-from hatchet_sdk.types.concurrency import ConcurrencyExpression
-from hatchet_sdk.types.idempotency import (
-    StatusBasedIdempotencyConfig,
-    TTLBasedIdempotencyConfig,
-)
-from hatchet_sdk.types.labels import DesiredWorkerLabel
-from hatchet_sdk.types.priority import Priority
-from hatchet_sdk.types.rate_limit import RateLimit
-from hatchet_sdk.types.sticky import StickyStrategy
-from hatchet_sdk.utils.timedelta_to_expression import Duration
-from hatchet_sdk.utils.typing import CoroutineLike, JSONSerializableMapping
+from hatchet_sdk.utils.typing import CoroutineLike
 from hatchet_sdk.worker.worker import LifespanFn, Worker
 from redis.asyncio import Redis
+from typing_extensions import Unpack
 
 from mageflow.connection import RedisConnection
 from mageflow.errors import InjectionError
@@ -45,27 +31,16 @@ from mageflow.injection.plan import InjectionPlan, build_plan, explain
 from mageflow.markers import F, add_mark, read_marks
 from mageflow.params import AcceptParams
 from mageflow.runtime import PlanCell, make_task_callable
+from mageflow.task_options import (
+    DURABLE_TASK_OPTION_NAMES,
+    TASK_OPTION_NAMES,
+    DurableTaskOptions,
+    TaskOptions,
+    check_options,
+)
 
 P = ParamSpec("P")
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-# The options Hatchet's own decorators take, read once from Hatchet itself, so
-# an unknown option fails where it is written, as it would with Hatchet.
-_TASK_OPTIONS = frozenset(inspect.signature(Hatchet.task).parameters) - {"self"}
-_DURABLE_TASK_OPTIONS = frozenset(
-    inspect.signature(Hatchet.durable_task).parameters
-) - {"self"}
-
-
-def _check_options(
-    decorator: str, options: dict[str, Any], known: frozenset[str]
-) -> None:
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise TypeError(
-            f"{decorator}() got unexpected option(s) {', '.join(unknown)}; it "
-            f"accepts what Hatchet's {decorator}() accepts: {', '.join(sorted(known))}."
-        )
 
 
 @dataclass(frozen=True)
@@ -156,33 +131,9 @@ class HatchetMageflow(Hatchet):
     def task(
         self,
         *,
-        name: str | None = None,
-        description: str | None = None,
         input_validator: None = None,
-        on_events: list[str] | None = None,
-        on_crons: list[str] | None = None,
         cron_input: None = None,
-        version: str | None = None,
-        sticky: StickyStrategy | None = None,
-        default_priority: int | Priority = Priority.LOW,
-        concurrency: (
-            int | ConcurrencyExpression | Sequence[ConcurrencyExpression] | None
-        ) = None,
-        schedule_timeout: Duration = timedelta(minutes=5),
-        execution_timeout: Duration = timedelta(seconds=60),
-        retries: int = 0,
-        rate_limits: list[RateLimit] | None = None,
-        desired_worker_labels: (
-            dict[str, DesiredWorkerLabel] | list[DesiredWorkerLabel] | None
-        ) = None,
-        backoff_factor: float | None = None,
-        backoff_max_seconds: int | None = None,
-        default_filters: list[DefaultFilter] | None = None,
-        default_additional_metadata: JSONSerializableMapping | None = None,
-        slot_cost: int | None = None,
-        idempotency: (
-            TTLBasedIdempotencyConfig | StatusBasedIdempotencyConfig | None
-        ) = None,
+        **options: Unpack[TaskOptions],
     ) -> Callable[
         [Callable[Concatenate[TWorkflowInput, P], R | CoroutineLike[R]]],
         Standalone[TWorkflowInput, R],
@@ -192,33 +143,21 @@ class HatchetMageflow(Hatchet):
     def task(
         self,
         *,
-        name: str | None = None,
-        description: str | None = None,
+        input_validator: None = None,
+        cron_input: TWorkflowInput,
+        **options: Unpack[TaskOptions],
+    ) -> Callable[
+        [Callable[Concatenate[TWorkflowInput, P], R | CoroutineLike[R]]],
+        Standalone[TWorkflowInput, R],
+    ]: ...
+
+    @overload
+    def task(
+        self,
+        *,
         input_validator: type[TWorkflowInput],
-        on_events: list[str] | None = None,
-        on_crons: list[str] | None = None,
         cron_input: TWorkflowInput | None = None,
-        version: str | None = None,
-        sticky: StickyStrategy | None = None,
-        default_priority: int | Priority = Priority.LOW,
-        concurrency: (
-            int | ConcurrencyExpression | Sequence[ConcurrencyExpression] | None
-        ) = None,
-        schedule_timeout: Duration = timedelta(minutes=5),
-        execution_timeout: Duration = timedelta(seconds=60),
-        retries: int = 0,
-        rate_limits: list[RateLimit] | None = None,
-        desired_worker_labels: (
-            dict[str, DesiredWorkerLabel] | list[DesiredWorkerLabel] | None
-        ) = None,
-        backoff_factor: float | None = None,
-        backoff_max_seconds: int | None = None,
-        default_filters: list[DefaultFilter] | None = None,
-        default_additional_metadata: JSONSerializableMapping | None = None,
-        slot_cost: int | None = None,
-        idempotency: (
-            TTLBasedIdempotencyConfig | StatusBasedIdempotencyConfig | None
-        ) = None,
+        **options: Unpack[TaskOptions],
     ) -> Callable[
         [Callable[Concatenate[TWorkflowInput, P], R | CoroutineLike[R]]],
         Standalone[TWorkflowInput, R],
@@ -229,14 +168,14 @@ class HatchetMageflow(Hatchet):
 
         Accepts every option of ``Hatchet.task`` and returns Hatchet's own
         ``Standalone``. When ``input_validator`` is not given, it is taken from
-        the first parameter's annotation if that is a pydantic model or a
-        dataclass.
+        the first parameter's annotation if that is a pydantic model, a
+        dataclass or a ``dict``.
 
         :raises InjectionError: when the function is decorated, if a parameter
             cannot be satisfied.
+        :raises TypeError: at once, for an option Hatchet does not know.
         """
-
-        _check_options("task", options, _TASK_OPTIONS)
+        check_options("task", options, TASK_OPTION_NAMES)
 
         def decorate(fn: Callable[..., Any]) -> Standalone[Any, Any]:
             return self._declare(fn, durable=False, options=options)
@@ -247,33 +186,9 @@ class HatchetMageflow(Hatchet):
     def durable_task(
         self,
         *,
-        name: str | None = None,
-        description: str | None = None,
         input_validator: None = None,
-        on_events: list[str] | None = None,
-        on_crons: list[str] | None = None,
         cron_input: None = None,
-        version: str | None = None,
-        sticky: StickyStrategy | None = None,
-        default_priority: int | Priority = Priority.LOW,
-        concurrency: (
-            int | ConcurrencyExpression | Sequence[ConcurrencyExpression] | None
-        ) = None,
-        schedule_timeout: Duration = timedelta(minutes=5),
-        execution_timeout: Duration = timedelta(seconds=60),
-        retries: int = 0,
-        rate_limits: list[RateLimit] | None = None,
-        desired_worker_labels: (
-            dict[str, DesiredWorkerLabel] | list[DesiredWorkerLabel] | None
-        ) = None,
-        backoff_factor: float | None = None,
-        backoff_max_seconds: int | None = None,
-        default_filters: list[DefaultFilter] | None = None,
-        default_additional_metadata: JSONSerializableMapping | None = None,
-        eviction_policy: EvictionPolicy | None = DEFAULT_DURABLE_TASK_EVICTION_POLICY,
-        idempotency: (
-            TTLBasedIdempotencyConfig | StatusBasedIdempotencyConfig | None
-        ) = None,
+        **options: Unpack[DurableTaskOptions],
     ) -> Callable[
         [Callable[Concatenate[TWorkflowInput, P], R | CoroutineLike[R]]],
         Standalone[TWorkflowInput, R],
@@ -283,33 +198,21 @@ class HatchetMageflow(Hatchet):
     def durable_task(
         self,
         *,
-        name: str | None = None,
-        description: str | None = None,
+        input_validator: None = None,
+        cron_input: TWorkflowInput,
+        **options: Unpack[DurableTaskOptions],
+    ) -> Callable[
+        [Callable[Concatenate[TWorkflowInput, P], R | CoroutineLike[R]]],
+        Standalone[TWorkflowInput, R],
+    ]: ...
+
+    @overload
+    def durable_task(
+        self,
+        *,
         input_validator: type[TWorkflowInput],
-        on_events: list[str] | None = None,
-        on_crons: list[str] | None = None,
         cron_input: TWorkflowInput | None = None,
-        version: str | None = None,
-        sticky: StickyStrategy | None = None,
-        default_priority: int | Priority = Priority.LOW,
-        concurrency: (
-            int | ConcurrencyExpression | Sequence[ConcurrencyExpression] | None
-        ) = None,
-        schedule_timeout: Duration = timedelta(minutes=5),
-        execution_timeout: Duration = timedelta(seconds=60),
-        retries: int = 0,
-        rate_limits: list[RateLimit] | None = None,
-        desired_worker_labels: (
-            dict[str, DesiredWorkerLabel] | list[DesiredWorkerLabel] | None
-        ) = None,
-        backoff_factor: float | None = None,
-        backoff_max_seconds: int | None = None,
-        default_filters: list[DefaultFilter] | None = None,
-        default_additional_metadata: JSONSerializableMapping | None = None,
-        eviction_policy: EvictionPolicy | None = DEFAULT_DURABLE_TASK_EVICTION_POLICY,
-        idempotency: (
-            TTLBasedIdempotencyConfig | StatusBasedIdempotencyConfig | None
-        ) = None,
+        **options: Unpack[DurableTaskOptions],
     ) -> Callable[
         [Callable[Concatenate[TWorkflowInput, P], R | CoroutineLike[R]]],
         Standalone[TWorkflowInput, R],
@@ -321,8 +224,7 @@ class HatchetMageflow(Hatchet):
         Same as :meth:`task`; in addition, parameters may ask for a
         ``DurableContext``.
         """
-
-        _check_options("durable_task", options, _DURABLE_TASK_OPTIONS)
+        check_options("durable_task", options, DURABLE_TASK_OPTION_NAMES)
 
         def decorate(fn: Callable[..., Any]) -> Standalone[Any, Any]:
             return self._declare(fn, durable=True, options=options)

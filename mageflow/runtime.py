@@ -11,16 +11,16 @@ them a second time.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from typing import Any
 
 from hatchet_sdk import Context
 
 from mageflow.errors import MissingSignatureError
 from mageflow.injection.plan import NO_RETURN_HINT, InjectionPlan, replan
-from mageflow.injection.resolve import assemble, assemble_with_dependencies
+from mageflow.injection.resolve import Exits, assemble, assemble_with_dependencies
 from mageflow.signature import TaskSignature
 from mageflow.stagger import stagger
 
@@ -47,22 +47,40 @@ class PlanCell:
 
 def make_task_callable(cell: PlanCell, rng: random.Random) -> TaskCallable:
     """The coroutine function handed to Hatchet in place of the user's function."""
-    plan = cell.plan
 
     async def run_task(input: Any, ctx: Context, **provided: Any) -> Any:
-        plan = cell.current()
-        signature = _signature_for(plan, ctx)
+        plan = cell.plan
+        if plan.unresolved:
+            plan = cell.current()
+        signature: TaskSignature | None = None
+        if plan.requires_signature:
+            signature = _signature_for(plan, ctx)
         if plan.stagger is not None:
             await stagger(ctx, plan.task_name, plan.stagger, rng)
         if plan.has_dependencies or provided:
-            async with AsyncExitStack() as stack:
+            exits = Exits()
+            try:
                 args, kwargs = await assemble_with_dependencies(
-                    plan, input, ctx, signature, stack, provided
+                    plan, input, ctx, signature, exits, provided
                 )
-                return await _call(plan, args, kwargs)
+                if plan.is_async:
+                    result = await plan.fn(*args, **kwargs)
+                else:
+                    result = await asyncio.to_thread(plan.fn, *args, **kwargs)
+            except BaseException as exc:
+                if exits.stack is not None and await exits.close(exc):
+                    return None  # a dependency's context manager suppressed it
+                raise
+            if exits.stack is not None:
+                await exits.close(None)
+            return result
         args, kwargs = assemble(plan, input, ctx, signature)
-        return await _call(plan, args, kwargs)
+        if plan.is_async:
+            return await plan.fn(*args, **kwargs)
+        # asyncio.to_thread copies the context variables into the thread.
+        return await asyncio.to_thread(plan.fn, *args, **kwargs)
 
+    plan = cell.plan
     fn = plan.fn
     run_task.__name__ = getattr(fn, "__name__", plan.task_name)
     run_task.__qualname__ = getattr(fn, "__qualname__", plan.task_name)
@@ -73,24 +91,21 @@ def make_task_callable(cell: PlanCell, rng: random.Random) -> TaskCallable:
     run_task.__annotations__ = (
         {} if plan.return_hint is NO_RETURN_HINT else {"return": plan.return_hint}
     )
+    # Hatchet calls inspect.signature() on the task function on every run;
+    # a precomputed one turns that into an attribute read.
+    run_task.__signature__ = inspect.signature(run_task)  # type: ignore[attr-defined]
     return run_task
 
 
-def _signature_for(plan: InjectionPlan, ctx: Context) -> TaskSignature | None:
-    """The run's signature. Runs are not started from stored signatures yet, so
-    every run counts as having none."""
-    if plan.requires_signature:
-        raise MissingSignatureError(
-            f"task {plan.task_name!r} requires a TaskSignature, but this run was "
-            "not started from one (it was triggered through plain Hatchet). "
-            "Start it through a mageflow signature, or annotate the parameter "
-            "`TaskSignature | None` to accept runs without one."
-        )
-    return None
+def _signature_for(plan: InjectionPlan, ctx: Context) -> TaskSignature:
+    """The signature of a run that requires one.
 
-
-async def _call(plan: InjectionPlan, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    if plan.is_async:
-        return await plan.fn(*args, **kwargs)
-    # asyncio.to_thread copies the context variables into the thread.
-    return await asyncio.to_thread(plan.fn, *args, **kwargs)
+    Runs are not started from stored signatures yet, so every run counts as
+    having none, and a task that requires one cannot run.
+    """
+    raise MissingSignatureError(
+        f"task {plan.task_name!r} requires a TaskSignature, but this run was "
+        "not started from one (it was triggered through plain Hatchet). "
+        "Start it through a mageflow signature, or annotate the parameter "
+        "`TaskSignature | None` to accept runs without one."
+    )

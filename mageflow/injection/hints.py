@@ -150,9 +150,12 @@ def _match_node(node: ast.expr) -> object | None:
                 return Optional[inner] if inner is not None else None  # noqa: UP045
             return None
         if wrapper == "Annotated" and inner_nodes:
-            # Only the base type is matched; metadata such as Depends(...) needs
-            # real evaluation, so its presence leaves the annotation unresolved.
-            if len(inner_nodes) > 1:
+            # Only the base type is matched. Metadata that calls something, such
+            # as Depends(...), needs real evaluation, so it leaves the
+            # annotation unresolved; plain metadata (strings, numbers) is inert.
+            if any(
+                isinstance(n, ast.Call) for m in inner_nodes[1:] for n in ast.walk(m)
+            ):
                 return None
             return _match_node(inner_nodes[0])
     return None

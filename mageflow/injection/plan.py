@@ -65,6 +65,12 @@ class DependencyPlan:
     fn: Callable[..., Any]
     is_async: bool
     params: tuple[ParamPlan, ...]
+    returned_kinds: dict[type, int] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """Whether each type this dependency has returned is a context manager,
+    learnt at run time: a dependency returns the same type run after run, and
+    asking the ABCs every time would cost more than the rest of the call."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -89,7 +95,7 @@ class InjectionPlan:
     is_async: bool
     durable: bool
     message_name: str
-    input_model: type[Any] | None
+    input_model: object | None
     positional: tuple[ParamPlan, ...]
     keyword: tuple[ParamPlan, ...]
     defaults_kept: tuple[str, ...]
@@ -103,10 +109,11 @@ class InjectionPlan:
     The plan is rebuilt once at the first call; see :func:`replan`."""
     config: AcceptParams
     marks: TaskMarks
+    params: tuple[ParamPlan, ...] = ()
+    """``positional + keyword``, in the function's order, kept ready."""
 
-    @property
-    def params(self) -> tuple[ParamPlan, ...]:
-        return self.positional + self.keyword
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", self.positional + self.keyword)
 
 
 NO_RETURN_HINT = object()
@@ -158,8 +165,8 @@ def build_plan(
         if name == "return" or name == message.name or final or not hint.missing_name:
             error = UnresolvedAnnotationError if final else InjectionError
             raise error(
-                f"{where}: the {subject} is annotated {hint.text!r}, which cannot "
-                f"be resolved ({hint.reason}). Import that name at module level "
+                f"{where}: the {subject} {hint.text!r} cannot be resolved "
+                f"({hint.reason}). Import that name at module level "
                 "(not only under `if TYPE_CHECKING:`), or define it before the "
                 "task is first run."
             )
@@ -188,14 +195,18 @@ def build_plan(
     sig_mode = sig_mode_strict or config is AcceptParams.ALL
     has_source = {claim.source for claim in claims.values()}
 
+    # A parameter named `signature` is kept for the signature when one is wanted.
+    signature_slot = "signature" if sig_mode else None
     if ctx_mode and Source.CONTEXT not in has_source:
         target = others[0] if others else None
-        if target is not None and _can_take(target, hints, deferred, claims):
-            why = (
-                "@with_ctx: second positional parameter"
-                if ctx_mode_strict
-                else f"{config}: second positional parameter"
-            )
+        if (
+            target is not None
+            and target.kind in _POSITIONAL
+            and target.name != signature_slot
+            and _can_take(target, hints, deferred, claims)
+        ):
+            why = "@with_ctx" if ctx_mode_strict else f"{config}"
+            why += ": second parameter"
             claims[target.name] = ParamPlan(
                 target.name, Source.CONTEXT, _passes_positionally(target), why
             )
@@ -486,6 +497,8 @@ def _why_not(param: inspect.Parameter | None, hints: dict[str, object]) -> str:
     hint = hints.get(param.name, _EMPTY)
     if hint not in (_EMPTY, Any, object):
         return f" (parameter {param.name!r} is annotated {_type_name(hint)})"
+    if param.kind is inspect.Parameter.KEYWORD_ONLY:
+        return f" (parameter {param.name!r} is keyword-only, not positional)"
     return f" (parameter {param.name!r} already receives something else)"
 
 
@@ -496,14 +509,17 @@ def _passes_positionally(param: inspect.Parameter) -> bool:
 # --- descriptions ----------------------------------------------------------
 
 
-def _input_model(hint: object) -> type[Any] | None:
-    """The first parameter's annotation, when it can validate the input."""
+def _input_model(hint: object) -> object | None:
+    """The first parameter's annotation, when it can validate the input: a
+    pydantic model, a dataclass, or a ``dict`` (Hatchet accepts all three)."""
     if hint is _EMPTY or isinstance(hint, Unresolved):
         return None
     base, _, _ = _unwrap(hint)
     if isinstance(base, type) and (
         issubclass(base, BaseModel) or dataclasses.is_dataclass(base)
     ):
+        return base
+    if base is dict or typing.get_origin(base) is dict:
         return base
     return None
 
@@ -537,7 +553,7 @@ def explain(plan: InjectionPlan) -> str:
     kind = "durable task" if plan.durable else "task"
     style = "async" if plan.is_async else "sync, runs in a worker thread"
     lines = [f"{kind} {plan.task_name!r} ({style}), param_config={plan.config.name}"]
-    model = plan.input_model.__name__ if plan.input_model else "the task's validator"
+    model = _type_name(plan.input_model) if plan.input_model else "the task's validator"
     rows: list[tuple[str, str]] = [(plan.message_name, f"input message ({model})")]
     for param in plan.params:
         rows.append((param.name, _describe_param(param)))
