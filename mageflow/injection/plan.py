@@ -161,12 +161,16 @@ def build_plan(
     for name, hint in hints.items():
         if not isinstance(hint, Unresolved):
             continue
-        subject = "return annotation" if name == "return" else f"parameter {name!r}"
+        subject = (
+            f"the return annotation {hint.text!r}"
+            if name == "return"
+            else f"the annotation {hint.text!r} of parameter {name!r}"
+        )
         if name == "return" or name == message.name or final or not hint.missing_name:
             error = UnresolvedAnnotationError if final else InjectionError
             raise error(
-                f"{where}: the {subject} {hint.text!r} cannot be resolved "
-                f"({hint.reason}). Import that name at module level "
+                f"{where}: cannot resolve {subject} ({hint.reason}). "
+                "Import that name at module level "
                 "(not only under `if TYPE_CHECKING:`), or define it before the "
                 "task is first run."
             )
