@@ -10,27 +10,40 @@ clients in one process never see each other's tasks or Redis.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast, overload
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
 from hatchet_sdk import Hatchet
 from hatchet_sdk.runnables.types import R, TWorkflowInput
 from hatchet_sdk.runnables.workflow import BaseWorkflow, Standalone
 from hatchet_sdk.utils.typing import CoroutineLike
 from hatchet_sdk.worker.worker import LifespanFn, Worker
+from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from typing_extensions import Unpack
 
+from mageflow.callbacks import return_field_of
 from mageflow.connection import RedisConnection
-from mageflow.errors import InjectionError
-from mageflow.injection.plan import InjectionPlan, build_plan, explain
+from mageflow.current import active_client
+from mageflow.dispatch import Dispatcher
+from mageflow.dispatch.hatchet import HatchetDispatcher
+from mageflow.dispatch.local import LocalDispatcher
+from mageflow.errors import InjectionError, UnknownTaskError
+from mageflow.injection.plan import NO_RETURN_HINT, InjectionPlan, build_plan, explain
+from mageflow.launch import jsonable, message_data, request_for
 from mageflow.markers import F, add_mark, read_marks
 from mageflow.params import AcceptParams
 from mageflow.runtime import PlanCell, make_task_callable
+from mageflow.signature import Message, SignatureStatus, TaskSignature
+from mageflow.signed_run import send_recorded_callbacks
+from mageflow.store import SignatureStore
+from mageflow.store.signatures import decode, encode
 from mageflow.task_options import (
     DURABLE_TASK_OPTION_NAMES,
     TASK_OPTION_NAMES,
@@ -38,15 +51,29 @@ from mageflow.task_options import (
     TaskOptions,
     check_options,
 )
+from mageflow.ttl import TTLConfig
 
 P = ParamSpec("P")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
+Backend = Literal["hatchet", "local"]
+BACKEND_ENV = "MAGEFLOW_BACKEND"
+
+TaskRef = Standalone[Any, Any] | str
+"""A task, as an object declared with a mageflow client or by name."""
+
+CallbackSpec = TaskSignature[Any] | TaskRef | Sequence[TaskSignature[Any] | TaskRef]
+"""A callback: a signature, a task, a task name, or a list of them."""
+
 
 @dataclass(frozen=True)
-class _RegisteredTask:
+class RegisteredTask:
+    """A task declared with this client: what mageflow knows about it."""
+
     standalone: Standalone[Any, Any]
     cell: PlanCell
+    return_field: str | None
+    output: TypeAdapter[Any] | None
 
 
 class HatchetMageflow(Hatchet):
@@ -61,15 +88,22 @@ class HatchetMageflow(Hatchet):
         hatchet: Hatchet,
         redis: RedisConnection,
         param_config: AcceptParams = AcceptParams.NO_CTX,
+        ttl: TTLConfig | None = None,
+        backend: Backend = "hatchet",
     ) -> None:
         # Share the wrapped client's connection and config instead of opening
         # new ones: this object is that client, with more behaviour.
         self.__dict__.update(hatchet.__dict__)
         self._mageflow_redis = redis
         self._param_config = param_config
-        self._tasks: dict[str, _RegisteredTask] = {}
+        self._tasks: dict[str, RegisteredTask] = {}
         # One generator per client, so stagger delays never share hidden state.
-        self._rng = random.Random()
+        self.rng = random.Random()
+        self.store = SignatureStore(redis, ttl or TTLConfig())
+        self.backend: Backend = backend
+        self.dispatch_backend: Dispatcher = (
+            LocalDispatcher(self) if backend == "local" else HatchetDispatcher(self)
+        )
 
     # --- configuration ----------------------------------------------------
 
@@ -254,13 +288,26 @@ class HatchetMageflow(Hatchet):
         if options.get("input_validator") is None and plan.input_model is not None:
             options = {**options, "input_validator": plan.input_model}
         cell = PlanCell(plan)
-        run_task = make_task_callable(cell, self._rng)
+        run_task = make_task_callable(cell, self)
         declare: Callable[..., Callable[[Callable[..., Any]], Any]] = (
             Hatchet.durable_task if durable else Hatchet.task
         )
         standalone = cast("Standalone[Any, Any]", declare(self, **options)(run_task))
-        self._tasks[standalone.name] = _RegisteredTask(standalone, cell)
+        self._tasks[standalone.name] = RegisteredTask(
+            standalone,
+            cell,
+            return_field_of(options.get("input_validator")),
+            None
+            if plan.return_hint is NO_RETURN_HINT
+            else TypeAdapter(plan.return_hint),
+        )
+        # Lets `mageflow.sign(task)` find the client from the task alone.
+        standalone._mageflow_client = self  # type: ignore[attr-defined]
         return standalone
+
+    def registered_task(self, name: str) -> RegisteredTask | None:
+        """The task declared with this client under ``name``, if any."""
+        return self._tasks.get(name)
 
     def explain(self, task: Standalone[Any, Any] | str) -> str:
         """A readable account of what each parameter of ``task`` receives."""
@@ -275,6 +322,218 @@ class HatchetMageflow(Hatchet):
                 "@durable_task, so mageflow has no plan for it."
             )
         return registered.cell.plan
+
+    # --- signatures ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[HatchetMageflow]:
+        """Make this client the one ``mageflow.sign(...)`` & co. use, in a block.
+
+        Inside a task this is automatic; use it in scripts and tests.
+        """
+        token = active_client.set(self)
+        try:
+            yield self
+        finally:
+            active_client.reset(token)
+
+    @overload
+    async def sign(
+        self,
+        task: Standalone[Any, R],
+        /,
+        *,
+        success: CallbackSpec | None = None,
+        error: CallbackSpec | None = None,
+        task_identifiers: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> TaskSignature[R]: ...
+
+    @overload
+    async def sign(
+        self,
+        task: str,
+        /,
+        *,
+        success: CallbackSpec | None = None,
+        error: CallbackSpec | None = None,
+        task_identifiers: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> TaskSignature[Any]: ...
+
+    async def sign(
+        self,
+        task: TaskRef,
+        /,
+        *,
+        success: CallbackSpec | None = None,
+        error: CallbackSpec | None = None,
+        task_identifiers: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> TaskSignature[Any]:
+        """Store a call of ``task`` with bound ``kwargs``; return its signature.
+
+        :param task: a task declared with a mageflow client, or a task name.
+        :param success: callbacks to run with the result when the task
+            succeeds: a signature, a task, a task name, or a list of them.
+        :param error: callbacks to run with a :class:`mageflow.TaskError` when
+            the task fails for the last time.
+        :param task_identifiers: your own identifying data, kept on the
+            signature (``signature.task_identifiers``).
+        :param kwargs: inputs bound now; the message given when the
+            signature runs is merged with them (see ``docs/signatures.md``).
+        :raises UnknownTaskError: a task name that is certainly wrong.
+
+        One Redis round trip, however many callbacks are created with it.
+        """
+        records: list[tuple[str, dict[str, str]]] = []
+        signature = self._new_signature(task, kwargs, task_identifiers)
+        signature.success_callbacks = self._callback_ids(success, records)
+        signature.error_callbacks = self._callback_ids(error, records)
+        records.append((signature.id, encode(signature)))
+        await self.store.create(records)
+        signature._client = self
+        return signature
+
+    def _new_signature(
+        self,
+        task: TaskRef,
+        kwargs: dict[str, Any],
+        task_identifiers: dict[str, Any] | None,
+    ) -> TaskSignature[Any]:
+        name, return_field = self._resolve_task(task)
+        return TaskSignature(
+            task_name=name,
+            kwargs=jsonable(kwargs),
+            task_identifiers=jsonable(task_identifiers or {}),
+            return_field=return_field,
+        )
+
+    def _resolve_task(self, task: TaskRef) -> tuple[str, str | None]:
+        if isinstance(task, str):
+            registered = self._tasks.get(task)
+            if registered is not None:
+                return task, registered.return_field
+            if self.backend == "local":
+                raise UnknownTaskError(
+                    f"no task named {task!r} is declared on this client. Known "
+                    f"tasks: {', '.join(sorted(self._tasks)) or 'none'}."
+                )
+            return task, None
+        if isinstance(task, BaseWorkflow):
+            owner = getattr(task, "_mageflow_client", None)
+            if owner is None:
+                raise UnknownTaskError(
+                    f"task {task.name!r} was declared with plain Hatchet, so it "
+                    "cannot run a signature. Declare it with a mageflow client's "
+                    "@client.task(...)."
+                )
+            registered = owner.registered_task(task.name)
+            return task.name, registered.return_field if registered else None
+        raise TypeError(
+            f"expected a task or a task name, got {type(task).__name__}: {task!r}."
+        )
+
+    def _callback_ids(
+        self, spec: CallbackSpec | None, records: list[tuple[str, dict[str, str]]]
+    ) -> list[str]:
+        if spec is None:
+            return []
+        items = (
+            list(spec)
+            if isinstance(spec, Sequence) and not isinstance(spec, str)
+            else [spec]
+        )
+        ids: list[str] = []
+        for item in items:
+            if isinstance(item, TaskSignature):
+                ids.append(item.id)
+                continue
+            callback = self._new_signature(item, {}, None)
+            records.append((callback.id, encode(callback)))
+            ids.append(callback.id)
+        return ids
+
+    async def load_signature(self, signature_id: str) -> TaskSignature[Any] | None:
+        """The stored signature with this id, or ``None``.
+
+        :raises CorruptSignatureError: the key holds something else.
+        """
+        signature = await self.store.load(signature_id)
+        if signature is not None:
+            signature._client = self
+        return signature
+
+    async def dispatch_signature(
+        self, signature: TaskSignature[Any], message: Message = None
+    ) -> str:
+        """Start ``signature`` with ``message``; return the run id."""
+        request = request_for(
+            signature.id,
+            signature.task_name,
+            signature.kwargs,
+            message_data(message, f"signature {signature.id}"),
+        )
+        return await self.dispatch_backend.trigger(request)
+
+    async def run_signature(
+        self, signature: TaskSignature[Any], message: Message = None
+    ) -> Any:
+        """Start ``signature``, wait for it, and return its validated result."""
+        request = request_for(
+            signature.id,
+            signature.task_name,
+            signature.kwargs,
+            message_data(message, f"signature {signature.id}"),
+        )
+        output = await self.dispatch_backend.run(request)
+        registered = self._tasks.get(signature.task_name)
+        if registered is not None and registered.output is not None:
+            return registered.output.validate_python(output)
+        return output
+
+    async def pause(self, signature_id: str) -> None:
+        """Pause: no new execution of the signature starts until it is resumed.
+
+        A delivery that arrives while paused is recorded and ends without
+        running; a run already executing finishes, and its callbacks wait for
+        :meth:`resume`.
+
+        :raises InvalidTransitionError: it is done, failed, canceled or
+            interrupted.
+        """
+        await self.store.pause(signature_id)
+
+    async def resume(self, signature_id: str) -> None:
+        """Resume a paused signature.
+
+        Re-dispatches exactly the message recorded while it was paused, or
+        fires the callbacks of a run that finished meanwhile.
+
+        :raises InvalidTransitionError: it is not paused.
+        """
+        resumption = await self.store.resume(signature_id)
+        if resumption.verdict == "redispatch":
+            request = request_for(
+                signature_id, resumption.record["task"], {}, resumption.message
+            )
+            await self.dispatch_backend.trigger(request)
+        elif resumption.verdict == "fire":
+            signature = decode(signature_id, resumption.record)
+            await send_recorded_callbacks(self, signature, resumption.record)
+
+    async def stop(self, signature_id: str) -> None:
+        """Cancel the signature: it never runs, and fires no callback.
+
+        A run already executing finishes, but its outcome is discarded.
+
+        :raises InvalidTransitionError: it is already done or failed.
+        """
+        await self.store.stop(signature_id, SignatureStatus.CANCELED)
+
+    async def remove(self, signature_id: str) -> int:
+        """Delete the signature with its callbacks; return how many keys went."""
+        return await self.store.remove(signature_id)
 
     # --- workers -----------------------------------------------------------
 
@@ -334,6 +593,9 @@ def Mageflow(
     hatchet_client: Hatchet | None = None,
     redis_client: Redis | str | None = None,
     param_config: AcceptParams = AcceptParams.NO_CTX,
+    *,
+    ttl: TTLConfig | None = None,
+    backend: Backend | None = None,
 ) -> HatchetMageflow:
     """Wrap a Hatchet client with mageflow.
 
@@ -342,13 +604,32 @@ def Mageflow(
     :param redis_client: an asyncio Redis client or a URL; ``None`` reads
         ``REDIS_URL``. Nothing connects until an operation needs Redis.
     :param param_config: what unannotated parameters receive by default.
+    :param ttl: how long stored signatures live (:class:`TTLConfig`).
+    :param backend: ``"hatchet"`` (production, the default) or ``"local"``
+        (in-process, for development and tests); ``None`` reads
+        ``MAGEFLOW_BACKEND``.
     """
     if not isinstance(param_config, AcceptParams):
         raise TypeError(
             f"param_config must be an AcceptParams member, got {param_config!r}."
         )
+    chosen = backend or os.environ.get(BACKEND_ENV) or "hatchet"
+    if chosen not in ("hatchet", "local"):
+        raise ValueError(
+            f"backend must be 'hatchet' or 'local', got {chosen!r} "
+            f"(from {'backend=' if backend else BACKEND_ENV})."
+        )
+    if hatchet_client is None:
+        if chosen == "local":
+            from mageflow.testing import offline_hatchet
+
+            hatchet_client = offline_hatchet()
+        else:
+            hatchet_client = Hatchet()
     return HatchetMageflow(
-        hatchet_client if hatchet_client is not None else Hatchet(),
+        hatchet_client,
         RedisConnection(redis_client),
         param_config,
+        ttl=ttl,
+        backend=cast(Backend, chosen),
     )

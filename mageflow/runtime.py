@@ -10,19 +10,21 @@ them a second time.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hatchet_sdk import Context
 
+from mageflow.current import active_client
+from mageflow.dispatch import SIGNATURE_ID
 from mageflow.errors import MissingSignatureError
 from mageflow.injection.plan import NO_RETURN_HINT, InjectionPlan, replan
-from mageflow.injection.resolve import Exits, assemble, assemble_with_dependencies
-from mageflow.signature import TaskSignature
-from mageflow.stagger import stagger
+from mageflow.invoke import call_user
+from mageflow.signed_run import run_signed
+
+if TYPE_CHECKING:
+    from mageflow.client import HatchetMageflow
 
 TaskCallable = Callable[..., Awaitable[Any]]
 
@@ -45,40 +47,26 @@ class PlanCell:
         return plan
 
 
-def make_task_callable(cell: PlanCell, rng: random.Random) -> TaskCallable:
+def make_task_callable(cell: PlanCell, client: HatchetMageflow) -> TaskCallable:
     """The coroutine function handed to Hatchet in place of the user's function."""
 
     async def run_task(input: Any, ctx: Context, **provided: Any) -> Any:
         plan = cell.plan
         if plan.unresolved:
             plan = cell.current()
-        signature: TaskSignature | None = None
-        if plan.requires_signature:
-            signature = _signature_for(plan, ctx)
-        if plan.stagger is not None:
-            await stagger(ctx, plan.task_name, plan.stagger, rng)
-        if plan.has_dependencies or provided:
-            exits = Exits()
-            try:
-                args, kwargs = await assemble_with_dependencies(
-                    plan, input, ctx, signature, exits, provided
-                )
-                if plan.is_async:
-                    result = await plan.fn(*args, **kwargs)
-                else:
-                    result = await asyncio.to_thread(plan.fn, *args, **kwargs)
-            except BaseException as exc:
-                if exits.stack is not None and await exits.close(exc):
-                    return None  # a dependency's context manager suppressed it
-                raise
-            if exits.stack is not None:
-                await exits.close(None)
-            return result
-        args, kwargs = assemble(plan, input, ctx, signature)
-        if plan.is_async:
-            return await plan.fn(*args, **kwargs)
-        # asyncio.to_thread copies the context variables into the thread.
-        return await asyncio.to_thread(plan.fn, *args, **kwargs)
+        metadata = ctx.additional_metadata
+        signature_id = metadata.get(SIGNATURE_ID) if metadata else None
+        token = active_client.set(client)
+        try:
+            if signature_id is None:
+                if plan.requires_signature:
+                    raise _missing_signature(plan)
+                return await call_user(plan, input, ctx, None, provided, client)
+            return await run_signed(
+                plan, input, ctx, str(signature_id), metadata, provided, client
+            )
+        finally:
+            active_client.reset(token)
 
     plan = cell.plan
     fn = plan.fn
@@ -97,15 +85,11 @@ def make_task_callable(cell: PlanCell, rng: random.Random) -> TaskCallable:
     return run_task
 
 
-def _signature_for(plan: InjectionPlan, ctx: Context) -> TaskSignature:
-    """The signature of a run that requires one.
-
-    Runs are not started from stored signatures yet, so every run counts as
-    having none, and a task that requires one cannot run.
-    """
-    raise MissingSignatureError(
+def _missing_signature(plan: InjectionPlan) -> MissingSignatureError:
+    return MissingSignatureError(
         f"task {plan.task_name!r} requires a TaskSignature, but this run was "
         "not started from one (it was triggered through plain Hatchet). "
-        "Start it through a mageflow signature, or annotate the parameter "
+        "Start it through a mageflow signature (`await client.sign(task)` then "
+        "`aio_run_no_wait(msg)`), or annotate the parameter "
         "`TaskSignature | None` to accept runs without one."
     )

@@ -1,30 +1,61 @@
 """``TaskSignature``: one stored, resumable task call.
 
-This module holds the model only. Storing, loading and running signatures
-builds on it; until a run is started from a signature, its tasks see ``None``
-where they ask for ``TaskSignature | None``.
+A signature is data: a task name, bound inputs, callback ids and a status,
+kept in Redis as JSON. Nothing in it is ever imported or executed when it is
+read back. A signature returned by ``sign`` or ``load_signature`` is bound to
+the client that made it, so it can run and steer itself.
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from typing_extensions import TypeVar
+
+from mageflow.errors import SignatureNotBoundError
+
+if TYPE_CHECKING:
+    from mageflow.client import HatchetMageflow
+
+OutputT = TypeVar("OutputT", default=Any)
 
 
 class SignatureStatus(str, enum.Enum):
-    """Where a signature is in its life. It only ever moves forward."""
+    """Where a signature is in its life. See ``docs/lifecycle.md``."""
 
     PENDING = "pending"
+    """Stored, not running yet."""
     ACTIVE = "active"
+    """A run holds it and the function is executing."""
     SUSPENDED = "suspended"
+    """Paused: no new execution starts until it is resumed."""
     INTERRUPTED = "interrupted"
+    """Cut short by its container (a swarm that failed); final."""
     CANCELED = "canceled"
+    """Stopped; final, it never runs."""
     DONE = "done"
+    """Finished successfully; final."""
     FAILED = "failed"
+    """Failed after its last attempt; final."""
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = frozenset(
+    {
+        SignatureStatus.DONE,
+        SignatureStatus.FAILED,
+        SignatureStatus.CANCELED,
+        SignatureStatus.INTERRUPTED,
+    }
+)
 
 
 def _new_id() -> str:
@@ -35,14 +66,18 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class TaskSignature(BaseModel):
-    """A task call with bound inputs, callbacks and a status.
+Message = BaseModel | Mapping[str, Any] | None
+"""What a signature can be run with: a model, a mapping, or nothing."""
 
-    Only JSON and a task name are stored: nothing in a signature is ever
-    imported or executed when it is read back.
+
+class TaskSignature(BaseModel, Generic[OutputT]):
+    """A task call with bound inputs, callbacks and a status, stored in Redis.
+
+    ``OutputT`` is the task's return type when the signature was made from a
+    task object, so ``await signature.aio_run(msg)`` is typed.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=False)
 
     id: str = Field(default_factory=_new_id)
     task_name: str
@@ -53,3 +88,47 @@ class TaskSignature(BaseModel):
     status: SignatureStatus = SignatureStatus.PENDING
     created_at: datetime = Field(default_factory=_now)
     container_id: str | None = None
+    return_field: str | None = None
+    """The field of the task's input that receives a triggering result (a
+    ``ReturnValue[...]`` field), found when the signature was made."""
+
+    _client: HatchetMageflow | None = PrivateAttr(default=None)
+
+    def _bound(self) -> HatchetMageflow:
+        if self._client is None:
+            raise SignatureNotBoundError(
+                f"signature {self.id} is not bound to a mageflow client. Get "
+                "signatures from `client.sign(...)` / `client.load_signature(...)` "
+                "(or the module functions inside a task) instead of building "
+                "TaskSignature(...) by hand."
+            )
+        return self._client
+
+    async def aio_run_no_wait(self, msg: Message = None) -> str:
+        """Dispatch the task with ``msg`` merged with the bound kwargs.
+
+        Returns the Hatchet run id. See ``docs/signatures.md`` for how the
+        message and the bound kwargs combine.
+        """
+        return await self._bound().dispatch_signature(self, msg)
+
+    async def aio_run(self, msg: Message = None) -> OutputT:
+        """Dispatch the task, wait for it, and return its (validated) result."""
+        result: OutputT = await self._bound().run_signature(self, msg)
+        return result
+
+    async def pause(self) -> None:
+        """Pause this signature; see :func:`mageflow.pause`."""
+        await self._bound().pause(self.id)
+
+    async def resume(self) -> None:
+        """Resume this signature; see :func:`mageflow.resume`."""
+        await self._bound().resume(self.id)
+
+    async def stop(self) -> None:
+        """Stop this signature; see :func:`mageflow.stop`."""
+        await self._bound().stop(self.id)
+
+    async def remove(self) -> int:
+        """Delete this signature and its callbacks; see :func:`mageflow.remove`."""
+        return await self._bound().remove(self.id)

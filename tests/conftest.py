@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -104,3 +104,15 @@ def redis_url() -> Iterator[str]:
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+@pytest.fixture
+async def local(redis_url: str) -> AsyncIterator[HatchetMageflow]:
+    """A client on the local backend, over a freshly flushed real Redis."""
+    client = mageflow.Mageflow(redis_client=redis_url, backend="local")
+    await client.redis.flushdb()
+    try:
+        with client.use():
+            yield client
+    finally:
+        await client.redis.aclose()

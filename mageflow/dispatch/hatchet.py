@@ -1,0 +1,108 @@
+"""The production backend: runs are started on the Hatchet engine.
+
+Runs are triggered by task name through Hatchet's admin client, so a callback
+or a chain step can be a task that only another worker declares. They are
+started *detached*: mageflow clears Hatchet's "current run" context while it
+triggers, so a callback is not a child of the run that fired it (its life is
+the workflow's, not the parent run's, and chains of any length stay flat).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import grpc  # type: ignore[import-untyped]
+from hatchet_sdk import Hatchet
+from hatchet_sdk.runnables.contextvars import (
+    ctx_action_key,
+    ctx_step_run_id,
+    ctx_workflow_run_id,
+)
+from hatchet_sdk.types.trigger import TriggerWorkflowOptions, WorkflowRunTriggerConfig
+
+from mageflow.dispatch import RunRequest
+from mageflow.errors import UnknownTaskError
+
+
+@contextlib.contextmanager
+def _detached() -> Iterator[None]:
+    """Trigger as a top-level run, even from inside a task."""
+    tokens = (
+        ctx_workflow_run_id.set(None),
+        ctx_step_run_id.set(None),
+        ctx_action_key.set(None),
+    )
+    try:
+        yield
+    finally:
+        ctx_action_key.reset(tokens[2])
+        ctx_step_run_id.reset(tokens[1])
+        ctx_workflow_run_id.reset(tokens[0])
+
+
+def _options(request: RunRequest) -> TriggerWorkflowOptions:
+    return TriggerWorkflowOptions(additional_metadata=dict(request.metadata))
+
+
+def _unknown(task_names: Sequence[str], exc: grpc.RpcError) -> UnknownTaskError:
+    return UnknownTaskError(
+        f"the Hatchet engine rejected a run of {', '.join(sorted(set(task_names)))} "
+        f"({exc.details() if hasattr(exc, 'details') else exc}). Check the task "
+        "name, and that a worker registered it."
+    )
+
+
+class HatchetDispatcher:
+    """Starts runs on a real Hatchet engine through the given client."""
+
+    def __init__(self, hatchet: Hatchet) -> None:
+        self._hatchet = hatchet
+
+    async def trigger(self, request: RunRequest) -> str:
+        admin = self._hatchet._client.admin
+        try:
+            with _detached():
+                ref = await admin.aio_run_workflow(
+                    request.task_name, json.dumps(request.input), _options(request)
+                )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise _unknown([request.task_name], exc) from exc
+            raise
+        return ref.workflow_run_id
+
+    async def trigger_many(self, requests: Sequence[RunRequest]) -> list[str]:
+        if not requests:
+            return []
+        admin = self._hatchet._client.admin
+        configs = [
+            WorkflowRunTriggerConfig(
+                workflow_name=r.task_name,
+                input=json.dumps(r.input),
+                options=_options(r),
+            )
+            for r in requests
+        ]
+        try:
+            with _detached():
+                refs = await admin.aio_run_workflows(configs)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise _unknown([r.task_name for r in requests], exc) from exc
+            raise
+        return [ref.workflow_run_id for ref in refs]
+
+    async def run(self, request: RunRequest) -> Any:
+        admin = self._hatchet._client.admin
+        with _detached():
+            ref = await admin.aio_run_workflow(
+                request.task_name, json.dumps(request.input), _options(request)
+            )
+        outputs = await ref.aio_result()
+        # A standalone task's run has one output, keyed by the task's name.
+        if len(outputs) == 1:
+            return next(iter(outputs.values()))
+        return outputs

@@ -1,0 +1,93 @@
+"""The module-level API: ``mageflow.sign(...)``, ``mageflow.pause(...)`` ...
+
+Each is the method of the same name on the client in effect (see
+:mod:`mageflow.current`): inside a task, the client that declared it; in a
+``with client.use():`` block, that client. ``sign`` also finds the client
+from a task object declared with one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, overload
+
+from hatchet_sdk.runnables.types import R
+from hatchet_sdk.runnables.workflow import Standalone
+
+from mageflow.client import CallbackSpec, HatchetMageflow, TaskRef
+from mageflow.current import active_client, current_client
+from mageflow.signature import TaskSignature
+
+
+def _client_for(task: TaskRef) -> HatchetMageflow:
+    owner = getattr(task, "_mageflow_client", None)
+    if isinstance(owner, HatchetMageflow) and active_client.get() is None:
+        return owner
+    return current_client()
+
+
+@overload
+async def sign(
+    task: Standalone[Any, R],
+    /,
+    *,
+    success: CallbackSpec | None = None,
+    error: CallbackSpec | None = None,
+    task_identifiers: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> TaskSignature[R]: ...
+
+
+@overload
+async def sign(
+    task: str,
+    /,
+    *,
+    success: CallbackSpec | None = None,
+    error: CallbackSpec | None = None,
+    task_identifiers: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> TaskSignature[Any]: ...
+
+
+async def sign(
+    task: TaskRef,
+    /,
+    *,
+    success: CallbackSpec | None = None,
+    error: CallbackSpec | None = None,
+    task_identifiers: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> TaskSignature[Any]:
+    """Store a call of ``task``; see :meth:`HatchetMageflow.sign`."""
+    return await _client_for(task).sign(
+        task,
+        success=success,
+        error=error,
+        task_identifiers=task_identifiers,
+        **kwargs,
+    )
+
+
+async def load_signature(signature_id: str) -> TaskSignature[Any] | None:
+    """The stored signature, or ``None``; see :meth:`HatchetMageflow.load_signature`."""
+    return await current_client().load_signature(signature_id)
+
+
+async def pause(signature_id: str) -> None:
+    """See :meth:`HatchetMageflow.pause`."""
+    await current_client().pause(signature_id)
+
+
+async def resume(signature_id: str) -> None:
+    """See :meth:`HatchetMageflow.resume`."""
+    await current_client().resume(signature_id)
+
+
+async def stop(signature_id: str) -> None:
+    """See :meth:`HatchetMageflow.stop`."""
+    await current_client().stop(signature_id)
+
+
+async def remove(signature_id: str) -> int:
+    """See :meth:`HatchetMageflow.remove`."""
+    return await current_client().remove(signature_id)

@@ -1,0 +1,33 @@
+"""The Redis key layout, in one place.
+
+Every key mageflow writes is built here, so the layout can be read (and
+changed) at a glance, and nothing else in the package spells a key by hand.
+All keys share one prefix, so ``SCAN MATCH mageflow:*`` finds all of them.
+"""
+
+from __future__ import annotations
+
+PREFIX = "mageflow"
+
+SCHEMA_VERSION = "1"
+"""Written into every record as field ``v``; a record without it is not ours."""
+
+
+def signature(signature_id: str) -> str:
+    """The hash holding one signature (a task, chain or swarm)."""
+    return f"{PREFIX}:sig:{signature_id}"
+
+
+def swarm_queue(swarm_id: str) -> str:
+    """The list of a swarm's items that are waiting for a free slot."""
+    return f"{PREFIX}:swarm:{swarm_id}:queue"
+
+
+def swarm_results(swarm_id: str) -> str:
+    """The hash of a swarm's finished items: position -> outcome JSON."""
+    return f"{PREFIX}:swarm:{swarm_id}:results"
+
+
+def swarm_items(swarm_id: str) -> str:
+    """The list of a swarm's item ids, in the order they were added."""
+    return f"{PREFIX}:swarm:{swarm_id}:items"

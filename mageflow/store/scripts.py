@@ -1,0 +1,215 @@
+"""The Lua scripts behind every signature state transition.
+
+Each transition is one script, so it is checked and applied in one atomic
+server-side step: two workers can never both see ``pending`` and both move it
+to ``active``. Scripts reply with a small tuple whose first element is a
+*verdict* word; :mod:`mageflow.store.signatures` turns those into Python.
+
+A signature is a hash (see :mod:`mageflow.store.keys`). Fields:
+
+``v``         schema version; a hash without it is not a mageflow record
+``kind``      ``task``, ``chain`` or ``swarm``
+``task``      the task name (``task`` kind only)
+``kwargs``    bound inputs, JSON
+``ids``       task identifiers, JSON
+``ok``/``err``  success / error callback ids, JSON lists
+``status``    see :class:`mageflow.SignatureStatus`
+``lease``     the dispatch that holds the activation (a retry of the same
+              dispatch may take it again; any other dispatch is a duplicate)
+``msg``       the message of a delivery that arrived while suspended
+``held``      the outcome status of a run that finished while suspended
+``outcome``   the result (``done``) or error payload (``failed``), JSON
+``sent``      ``1`` once the outcome's callbacks were dispatched
+``paused_from`` the status ``pause`` moved away from
+"""
+
+from __future__ import annotations
+
+ACTIVATE = """
+local key = KEYS[1]
+local kind = redis.call('TYPE', key)['ok']
+if kind == 'none' then return {'missing', ''} end
+if kind ~= 'hash' then return {'corrupt', 'a ' .. kind .. ' value'} end
+local v, status = unpack(redis.call('HMGET', key, 'v', 'status'))
+if not v or not status then return {'corrupt', 'a hash without v/status'} end
+if status == 'pending' then
+  redis.call('HSET', key, 'status', 'active', 'lease', ARGV[1], 'started', ARGV[3])
+  return {'run', redis.call('HGETALL', key)}
+end
+if status == 'active' then
+  if redis.call('HGET', key, 'lease') == ARGV[1] then
+    return {'run', redis.call('HGETALL', key)}
+  end
+  return {'duplicate', status}
+end
+if status == 'suspended' then
+  if redis.call('HEXISTS', key, 'held') == 0 then
+    redis.call('HSETNX', key, 'msg', ARGV[2])
+  end
+  return {'suspended', status}
+end
+if status == 'done' or status == 'failed' then
+  return {'finished', redis.call('HGETALL', key)}
+end
+return {'canceled', status}
+"""
+"""KEYS: signature. ARGV: lease, message JSON, now.
+
+``run`` (with the record) when this delivery may run the function; otherwise
+why not: ``duplicate``, ``suspended`` (the message was recorded for resume),
+``finished`` (with the record, so lost callbacks can be re-sent),
+``canceled``, ``missing`` or ``corrupt``."""
+
+_TARGETS = """
+local function targets(first)
+  local out = {}
+  for i = first, #KEYS do
+    out[#out + 1] = redis.call('HMGET', KEYS[i], 'v', 'kind', 'task', 'kwargs', 'rv')
+  end
+  return out
+end
+"""
+
+FINISH = (
+    _TARGETS
+    + """
+local key = KEYS[1]
+local status, lease = unpack(redis.call('HMGET', key, 'status', 'lease'))
+if not status then return {'missing', ''} end
+if lease ~= ARGV[1] then return {'lost', status} end
+if status == 'active' then
+  local sent = '0'
+  if #KEYS == 1 then sent = '1' end
+  redis.call('HSET', key, 'status', ARGV[2], 'outcome', ARGV[3],
+             'finished', ARGV[5], 'sent', sent)
+  redis.call('PEXPIRE', key, ARGV[4])
+  return {'fire', targets(2)}
+end
+if status == 'suspended' then
+  redis.call('HSET', key, 'held', ARGV[2], 'outcome', ARGV[3], 'finished', ARGV[5])
+  return {'held', status}
+end
+return {'dropped', status}
+"""
+)
+"""KEYS: signature, then the callbacks of this outcome. ARGV: lease, outcome
+status (``done``/``failed``), outcome JSON, done TTL in ms, now.
+
+``fire`` with each callback's ``v, kind, task, kwargs, rv``; ``held`` when the
+signature was paused meanwhile (resume fires); ``dropped`` when it was
+stopped; ``lost`` when another dispatch holds it."""
+
+TARGETS = (
+    _TARGETS
+    + """
+return targets(1)
+"""
+)
+"""KEYS: callbacks. Their ``v, kind, task, kwargs, rv``, for re-sending."""
+
+MARK_SENT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'sent', '1')
+  return 1
+end
+return 0
+"""
+"""KEYS: signature. Record that the outcome's callbacks were dispatched."""
+
+PAUSE = """
+local key = KEYS[1]
+local status = redis.call('HGET', key, 'status')
+if not status then return {'missing', ''} end
+if status == 'pending' or status == 'active' then
+  redis.call('HSET', key, 'status', 'suspended', 'paused_from', status)
+  return {'ok', status}
+end
+if status == 'suspended' then return {'ok', status} end
+return {'illegal', status}
+"""
+"""KEYS: signature. ``ok`` with the previous status, or ``illegal``."""
+
+RESUME = """
+local key = KEYS[1]
+local status = redis.call('HGET', key, 'status')
+if not status then return {'missing', ''} end
+if status ~= 'suspended' then return {'illegal', status} end
+local held, msg, from = unpack(redis.call('HMGET', key, 'held', 'msg', 'paused_from'))
+redis.call('HDEL', key, 'held', 'msg', 'paused_from')
+if held then
+  redis.call('HSET', key, 'status', held, 'sent', '0')
+  redis.call('PEXPIRE', key, ARGV[1])
+  return {'fire', redis.call('HGETALL', key)}
+end
+if msg then
+  redis.call('HSET', key, 'status', 'pending')
+  redis.call('HDEL', key, 'lease')
+  return {'redispatch', msg, redis.call('HGET', key, 'task')}
+end
+if from == 'active' then
+  redis.call('HSET', key, 'status', 'active')
+  return {'running', ''}
+end
+redis.call('HSET', key, 'status', 'pending')
+return {'pending', ''}
+"""
+"""KEYS: signature. ARGV: done TTL in ms.
+
+``fire`` (with the record) when the run finished while paused; ``redispatch``
+with the recorded message; ``running`` when the paused run is still going;
+``pending`` when nothing had arrived; ``illegal`` from any other status."""
+
+STOP = """
+local key = KEYS[1]
+local status = redis.call('HGET', key, 'status')
+if not status then return {'missing', ''} end
+if status == 'pending' or status == 'active' or status == 'suspended' then
+  redis.call('HSET', key, 'status', ARGV[2])
+  redis.call('HDEL', key, 'msg', 'held')
+  redis.call('PEXPIRE', key, ARGV[1])
+  return {'ok', status}
+end
+if status == ARGV[2] then return {'ok', status} end
+return {'illegal', status}
+"""
+"""KEYS: signature. ARGV: done TTL in ms, the final status (``canceled`` for
+stop, ``interrupted`` when a container cuts its children short)."""
+
+REMOVE = """
+local prefix = ARGV[1]
+local seen = {}
+local queue = {ARGV[2]}
+local removed = 0
+local lists = {'ok', 'err', 'items'}
+while #queue > 0 do
+  local id = table.remove(queue)
+  if not seen[id] then
+    seen[id] = true
+    local key = prefix .. 'sig:' .. id
+    if redis.call('TYPE', key)['ok'] == 'hash' then
+      for _, field in ipairs(lists) do
+        local raw = redis.call('HGET', key, field)
+        if raw then
+          local ok, ids = pcall(cjson.decode, raw)
+          if ok and type(ids) == 'table' then
+            for _, child in ipairs(ids) do
+              if type(child) == 'string' then queue[#queue + 1] = child end
+            end
+          end
+        end
+      end
+      local items = prefix .. 'swarm:' .. id .. ':items'
+      for _, child in ipairs(redis.call('LRANGE', items, 0, -1)) do
+        queue[#queue + 1] = child
+      end
+      removed = removed + redis.call('DEL', key, prefix .. 'swarm:' .. id .. ':queue',
+        prefix .. 'swarm:' .. id .. ':results', prefix .. 'swarm:' .. id .. ':items')
+    end
+  end
+end
+return removed
+"""
+"""ARGV: key prefix (``mageflow:``), root id. Deletes the signature, its
+callbacks and its children, transitively; returns how many keys went. It walks
+ids it reads, so it does not declare its keys: like all of mageflow it assumes
+one Redis server, not a cluster."""
