@@ -19,14 +19,29 @@ from mageflow.errors import (
     UnknownTaskError,
     UnresolvedAnnotationError,
 )
-from mageflow.functions import load_signature, pause, remove, resume, sign, stop
+from mageflow.functions import (
+    chain,
+    load_signature,
+    pause,
+    remove,
+    resume,
+    sign,
+    stop,
+    swarm,
+)
 from mageflow.params import AcceptParams
-from mageflow.signature import SignatureStatus, TaskSignature
+from mageflow.signature import (
+    ChainSignature,
+    SignatureStatus,
+    SwarmSignature,
+    TaskSignature,
+)
 from mageflow.ttl import TTLConfig
 
 __all__ = [
     "DEFAULT_RESULT_FIELD",
     "AcceptParams",
+    "ChainSignature",
     "CorruptSignatureError",
     "HatchetMageflow",
     "InjectionError",
@@ -41,15 +56,18 @@ __all__ = [
     "SignatureNotBoundError",
     "SignatureNotFoundError",
     "SignatureStatus",
+    "SwarmSignature",
     "TTLConfig",
     "TaskError",
     "TaskSignature",
     "UnknownTaskError",
     "UnresolvedAnnotationError",
+    "chain",
     "load_signature",
     "pause",
     "remove",
     "resume",
     "sign",
     "stop",
+    "swarm",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,8 +28,11 @@ from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from typing_extensions import Unpack
 
+from mageflow import chains as chain_module
+from mageflow import swarms as swarm_module
 from mageflow.callbacks import return_field_of
 from mageflow.connection import RedisConnection
+from mageflow.containers import cascade
 from mageflow.current import active_client
 from mageflow.dispatch import Dispatcher
 from mageflow.dispatch.hatchet import HatchetDispatcher
@@ -37,13 +40,20 @@ from mageflow.dispatch.local import LocalDispatcher
 from mageflow.errors import InjectionError, UnknownTaskError
 from mageflow.injection.plan import NO_RETURN_HINT, InjectionPlan, build_plan, explain
 from mageflow.launch import jsonable, message_data, request_for
+from mageflow.launch import start as start_targets
 from mageflow.markers import F, add_mark, read_marks
 from mageflow.params import AcceptParams
 from mageflow.runtime import PlanCell, make_task_callable
-from mageflow.signature import Message, SignatureStatus, TaskSignature
+from mageflow.signature import (
+    ChainSignature,
+    Message,
+    SignatureStatus,
+    SwarmSignature,
+    TaskSignature,
+)
 from mageflow.signed_run import send_recorded_callbacks
-from mageflow.store import SignatureStore
-from mageflow.store.signatures import decode, encode
+from mageflow.store import CallbackTarget, SignatureStore
+from mageflow.store.signatures import decode, encode, kind_of
 from mageflow.task_options import (
     DURABLE_TASK_OPTION_NAMES,
     TASK_OPTION_NAMES,
@@ -386,7 +396,7 @@ class HatchetMageflow(Hatchet):
 
         One Redis round trip, however many callbacks are created with it.
         """
-        records: list[tuple[str, dict[str, str]]] = []
+        records: list[tuple[str, Mapping[str, str]]] = []
         signature = self._new_signature(task, kwargs, task_identifiers)
         signature.success_callbacks = self._callback_ids(success, records)
         signature.error_callbacks = self._callback_ids(error, records)
@@ -435,7 +445,9 @@ class HatchetMageflow(Hatchet):
         )
 
     def _callback_ids(
-        self, spec: CallbackSpec | None, records: list[tuple[str, dict[str, str]]]
+        self,
+        spec: CallbackSpec | None,
+        records: list[tuple[str, Mapping[str, str]]],
     ) -> list[str]:
         if spec is None:
             return []
@@ -467,7 +479,18 @@ class HatchetMageflow(Hatchet):
     async def dispatch_signature(
         self, signature: TaskSignature[Any], message: Message = None
     ) -> str:
-        """Start ``signature`` with ``message``; return the run id."""
+        """Start ``signature`` with ``message``; return the run id.
+
+        For a chain or a swarm there is no single run: the container's id is
+        returned.
+        """
+        if isinstance(signature, ChainSignature | SwarmSignature):
+            target = CallbackTarget(
+                signature.id, kind_of(signature), signature.task_name, {}, None
+            )
+            data = message_data(message, f"signature {signature.id}")
+            await start_targets(self, [(target, data)])
+            return signature.id
         request = request_for(
             signature.id,
             signature.task_name,
@@ -503,6 +526,7 @@ class HatchetMageflow(Hatchet):
             interrupted.
         """
         await self.store.pause(signature_id)
+        await cascade(self, signature_id, "pause")
 
     async def resume(self, signature_id: str) -> None:
         """Resume a paused signature.
@@ -514,13 +538,16 @@ class HatchetMageflow(Hatchet):
         """
         resumption = await self.store.resume(signature_id)
         if resumption.verdict == "redispatch":
-            request = request_for(
-                signature_id, resumption.record["task"], {}, resumption.message
-            )
-            await self.dispatch_backend.trigger(request)
+            (target,) = await self.store.targets([signature_id])
+            await start_targets(self, [(target, {**resumption.message})])
         elif resumption.verdict == "fire":
             signature = decode(signature_id, resumption.record)
             await send_recorded_callbacks(self, signature, resumption.record)
+        await cascade(self, signature_id, "resume")
+        if resumption.verdict == "running":
+            loaded = await self.store.load(signature_id)
+            if isinstance(loaded, SwarmSignature):
+                await swarm_module.refill(self, signature_id)
 
     async def stop(self, signature_id: str) -> None:
         """Cancel the signature: it never runs, and fires no callback.
@@ -530,6 +557,67 @@ class HatchetMageflow(Hatchet):
         :raises InvalidTransitionError: it is already done or failed.
         """
         await self.store.stop(signature_id, SignatureStatus.CANCELED)
+        await cascade(self, signature_id, "stop")
+
+    async def chain(
+        self,
+        tasks: Sequence[TaskSignature[Any] | TaskRef],
+        name: str | None = None,
+        success: CallbackSpec | None = None,
+        error: CallbackSpec | None = None,
+        **kwargs: Any,
+    ) -> ChainSignature[Any]:
+        """Store a chain: ``tasks`` run in order, each given the last result.
+
+        :param tasks: at least two signatures, tasks or task names; chains
+            and swarms may be steps.
+        :param kwargs: bound into every step (a conflict with a step's own
+            bound value raises :class:`InputConflictError`).
+        See ``docs/chain.md``.
+        """
+        return await chain_module.create(
+            self, tasks, name=name, success=success, error=error, kwargs=kwargs
+        )
+
+    async def swarm(
+        self,
+        tasks: Sequence[TaskSignature[Any] | TaskRef] | None = None,
+        task_name: str | None = None,
+        max_concurrency: int = 30,
+        stop_after_n_failures: int | None = None,
+        max_tasks: int | None = None,
+        success: CallbackSpec | None = None,
+        error: CallbackSpec | None = None,
+        **kwargs: Any,
+    ) -> SwarmSignature[Any]:
+        """Store a swarm: items run in parallel, ``max_concurrency`` at most.
+
+        Its success callbacks get the results in the order the items were
+        added. See ``docs/swarm.md``.
+        """
+        return await swarm_module.create(
+            self,
+            tasks,
+            task_name=task_name,
+            max_concurrency=max_concurrency,
+            stop_after_n_failures=stop_after_n_failures,
+            max_tasks=max_tasks,
+            success=success,
+            error=error,
+            kwargs=kwargs,
+        )
+
+    async def swarm_add(
+        self,
+        swarm: SwarmSignature[Any],
+        tasks: TaskSignature[Any] | TaskRef | Sequence[TaskSignature[Any] | TaskRef],
+    ) -> list[str]:
+        """Add items to ``swarm``; see :meth:`SwarmSignature.add`."""
+        return await swarm_module.add(self, swarm, tasks)
+
+    async def swarm_close(self, swarm_id: str) -> None:
+        """Close a swarm; see :meth:`SwarmSignature.close`."""
+        await swarm_module.close(self, swarm_id)
 
     async def remove(self, signature_id: str) -> int:
         """Delete the signature with its callbacks; return how many keys went."""

@@ -8,6 +8,7 @@ from a task object declared with one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, overload
 
 from hatchet_sdk.runnables.types import R
@@ -15,7 +16,7 @@ from hatchet_sdk.runnables.workflow import Standalone
 
 from mageflow.client import CallbackSpec, HatchetMageflow, TaskRef
 from mageflow.current import active_client, current_client
-from mageflow.signature import TaskSignature
+from mageflow.signature import ChainSignature, SwarmSignature, TaskSignature
 
 
 def _client_for(task: TaskRef) -> HatchetMageflow:
@@ -91,3 +92,39 @@ async def stop(signature_id: str) -> None:
 async def remove(signature_id: str) -> int:
     """See :meth:`HatchetMageflow.remove`."""
     return await current_client().remove(signature_id)
+
+
+async def chain(
+    tasks: Sequence[TaskSignature[Any] | TaskRef],
+    name: str | None = None,
+    success: CallbackSpec | None = None,
+    error: CallbackSpec | None = None,
+    **kwargs: Any,
+) -> ChainSignature[Any]:
+    """See :meth:`HatchetMageflow.chain`."""
+    return await current_client().chain(
+        tasks, name=name, success=success, error=error, **kwargs
+    )
+
+
+async def swarm(
+    tasks: Sequence[TaskSignature[Any] | TaskRef] | None = None,
+    task_name: str | None = None,
+    max_concurrency: int = 30,
+    stop_after_n_failures: int | None = None,
+    max_tasks: int | None = None,
+    success: CallbackSpec | None = None,
+    error: CallbackSpec | None = None,
+    **kwargs: Any,
+) -> SwarmSignature[Any]:
+    """See :meth:`HatchetMageflow.swarm`."""
+    return await current_client().swarm(
+        tasks,
+        task_name=task_name,
+        max_concurrency=max_concurrency,
+        stop_after_n_failures=stop_after_n_failures,
+        max_tasks=max_tasks,
+        success=success,
+        error=error,
+        **kwargs,
+    )

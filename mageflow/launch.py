@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
 
 from mageflow.callbacks import DEFAULT_RESULT_FIELD
-from mageflow.dispatch import DISPATCH_ID, SIGNATURE_ID, Dispatcher, RunRequest
+from mageflow.dispatch import DISPATCH_ID, SIGNATURE_ID, RunRequest
 from mageflow.errors import InputConflictError
 from mageflow.store import CallbackTarget
+
+if TYPE_CHECKING:
+    from mageflow.client import HatchetMageflow
 
 
 def jsonable(value: Any) -> Any:
@@ -80,15 +83,34 @@ def outcome_message(return_field: str | None, value: Any) -> dict[str, Any]:
     return {return_field or DEFAULT_RESULT_FIELD: value}
 
 
-async def fire(
-    dispatcher: Dispatcher, targets: Sequence[CallbackTarget], value: Any
+async def start(
+    client: HatchetMageflow,
+    targets: Sequence[tuple[CallbackTarget, Mapping[str, Any]]],
 ) -> None:
-    """Dispatch every callback in ``targets`` with the outcome ``value``."""
-    requests = [
-        request_for(t.id, t.task_name, t.kwargs, outcome_message(t.return_field, value))
-        for t in targets
-    ]
+    """Start each (signature, message): tasks in one batch, containers each.
+
+    A chain or a swarm is started by its own module; a task is one run.
+    """
+    from mageflow import chains, swarms
+
+    requests: list[RunRequest] = []
+    for target, message in targets:
+        if target.kind == "chain":
+            await chains.start(client, target.id, message)
+        elif target.kind == "swarm":
+            await swarms.start(client, target.id, message)
+        else:
+            requests.append(
+                request_for(target.id, target.task_name, target.kwargs, message)
+            )
     if len(requests) == 1:
-        await dispatcher.trigger(requests[0])
+        await client.dispatch_backend.trigger(requests[0])
     elif requests:
-        await dispatcher.trigger_many(requests)
+        await client.dispatch_backend.trigger_many(requests)
+
+
+async def fire(
+    client: HatchetMageflow, targets: Sequence[CallbackTarget], value: Any
+) -> None:
+    """Start every callback in ``targets`` with the outcome ``value``."""
+    await start(client, [(t, outcome_message(t.return_field, value)) for t in targets])

@@ -132,3 +132,46 @@ class TaskSignature(BaseModel, Generic[OutputT]):
     async def remove(self) -> int:
         """Delete this signature and its callbacks; see :func:`mageflow.remove`."""
         return await self._bound().remove(self.id)
+
+
+class ChainSignature(TaskSignature[OutputT]):
+    """Steps that run one after the other, each given the previous result.
+
+    Built by :func:`mageflow.chain`. ``steps`` are the ids of the step
+    signatures, in order; ``status`` is the chain's own.
+    """
+
+    steps: list[str] = Field(default_factory=list)
+
+
+class SwarmSignature(TaskSignature[OutputT]):
+    """Items that run in parallel, at most ``max_concurrency`` at once.
+
+    Built by :func:`mageflow.swarm`. Its success callbacks receive the items'
+    results as a list in the order the items were added.
+    """
+
+    max_concurrency: int = 30
+    stop_after_n_failures: int | None = None
+    max_tasks: int | None = None
+    closed: bool = False
+    size: int = 0
+    """How many items were added so far."""
+    finished: int = 0
+    """How many items have finished (done or failed)."""
+    failed: int = 0
+
+    async def add(self, tasks: Any) -> list[str]:
+        """Add items: a signature, a task, a task name, or a list of them.
+
+        Items added while the swarm runs start as soon as a slot is free.
+
+        :raises InvalidTransitionError: the swarm is closed, or ``max_tasks``
+            would be exceeded.
+        """
+        ids: list[str] = await self._bound().swarm_add(self, tasks)
+        return ids
+
+    async def close(self) -> None:
+        """No more items will come; the swarm completes when the last finishes."""
+        await self._bound().swarm_close(self.id)

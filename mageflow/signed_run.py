@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hatchet_sdk import Context
@@ -32,8 +32,8 @@ from mageflow.injection.plan import InjectionPlan
 from mageflow.invoke import call_user
 from mageflow.launch import fire, jsonable, message_data
 from mageflow.signature import SignatureStatus, TaskSignature
-from mageflow.store import Activation, Verdict
-from mageflow.store.signatures import dumps
+from mageflow.store import Activation, CallbackTarget, Verdict
+from mageflow.store.signatures import decode, dumps
 
 if TYPE_CHECKING:
     from mageflow.client import HatchetMageflow
@@ -116,16 +116,29 @@ async def settle(
     status: SignatureStatus,
     outcome: Any,
 ) -> None:
-    """Record the outcome, fire its callbacks, and note they were sent."""
+    """Record the outcome, fire its callbacks, tell the container, note it.
+
+    Used for tasks and for chains and swarms alike. ``sent`` is written last,
+    so a worker that dies anywhere before it leaves the signature to be
+    replayed by the next delivery (:func:`send_recorded_callbacks`).
+    """
     value = jsonable(outcome)
-    callbacks = (
-        signature.success_callbacks
-        if status is SignatureStatus.DONE
-        else signature.error_callbacks
-    )
+    callbacks = _callbacks_for(signature, status)
     finish = await client.store.finish(
-        signature.id, lease, status, dumps(value), callbacks
+        signature.id,
+        lease,
+        status,
+        dumps(value),
+        callbacks,
+        in_container=signature.container_id is not None,
     )
+    if finish.verdict == "finished":
+        # An earlier delivery finished it; make sure it also completed.
+        record = await client.store.load_record(signature.id)
+        if record is not None:
+            current = decode(signature.id, record)
+            await send_recorded_callbacks(client, current, record)
+        return
     if finish.verdict != "fire":
         logger.info(
             "mageflow: outcome of signature %s not fired (%s)",
@@ -133,30 +146,50 @@ async def settle(
             finish.verdict,
         )
         return
-    if callbacks:
-        await fire(client.dispatch_backend, finish.targets, value)
+    await _complete(client, signature, status, value, finish.targets)
+
+
+def _callbacks_for(signature: TaskSignature, status: SignatureStatus) -> list[str]:
+    if status is SignatureStatus.DONE:
+        return signature.success_callbacks
+    return signature.error_callbacks
+
+
+async def _complete(
+    client: HatchetMageflow,
+    signature: TaskSignature,
+    status: SignatureStatus,
+    value: Any,
+    targets: Sequence[CallbackTarget],
+) -> None:
+    if targets:
+        await fire(client, targets, value)
+    if signature.container_id is not None:
+        from mageflow.containers import child_finished
+
+        await child_finished(client, signature, status, value)
+    if (
+        targets
+        or signature.container_id is not None
+        or _callbacks_for(signature, status)
+    ):
         await client.store.mark_sent(signature.id)
 
 
 async def send_recorded_callbacks(
     client: HatchetMageflow, signature: TaskSignature, record: Mapping[str, str]
 ) -> Any:
-    """Fire the callbacks of a finished signature whose callbacks were not sent.
+    """Complete a finished signature whose completion may have been cut short.
 
-    Returns the recorded outcome (result or error payload) as JSON data.
+    Fires its callbacks and notifies its container unless ``sent`` says that
+    already happened. Returns the recorded outcome as JSON data.
     """
     outcome = json.loads(record.get("outcome") or "null")
     if record.get("sent") == "1":
         return outcome
-    callbacks = (
-        signature.success_callbacks
-        if signature.status is SignatureStatus.DONE
-        else signature.error_callbacks
-    )
-    if callbacks:
-        targets = await client.store.targets(callbacks)
-        await fire(client.dispatch_backend, targets, outcome)
-    await client.store.mark_sent(signature.id)
+    status = signature.status
+    targets = await client.store.targets(_callbacks_for(signature, status))
+    await _complete(client, signature, status, outcome, targets)
     return outcome
 
 

@@ -79,7 +79,7 @@ if not status then return {'missing', ''} end
 if lease ~= ARGV[1] then return {'lost', status} end
 if status == 'active' then
   local sent = '0'
-  if #KEYS == 1 then sent = '1' end
+  if #KEYS == 1 and ARGV[6] == '0' then sent = '1' end
   redis.call('HSET', key, 'status', ARGV[2], 'outcome', ARGV[3],
              'finished', ARGV[5], 'sent', sent)
   redis.call('PEXPIRE', key, ARGV[4])
@@ -89,15 +89,18 @@ if status == 'suspended' then
   redis.call('HSET', key, 'held', ARGV[2], 'outcome', ARGV[3], 'finished', ARGV[5])
   return {'held', status}
 end
+if status == 'done' or status == 'failed' then return {'finished', status} end
 return {'dropped', status}
 """
 )
 """KEYS: signature, then the callbacks of this outcome. ARGV: lease, outcome
-status (``done``/``failed``), outcome JSON, done TTL in ms, now.
+status (``done``/``failed``), outcome JSON, done TTL in ms, now, ``1`` if
+the signature has a container (its hook must run before ``sent``).
 
 ``fire`` with each callback's ``v, kind, task, kwargs, rv``; ``held`` when the
-signature was paused meanwhile (resume fires); ``dropped`` when it was
-stopped; ``lost`` when another dispatch holds it."""
+signature was paused meanwhile (resume fires); ``finished`` when an earlier
+delivery already finished it; ``dropped`` when it was stopped; ``lost`` when
+another dispatch holds it."""
 
 TARGETS = (
     _TARGETS

@@ -29,7 +29,12 @@ from mageflow.errors import (
     InvalidTransitionError,
     SignatureNotFoundError,
 )
-from mageflow.signature import SignatureStatus, TaskSignature
+from mageflow.signature import (
+    ChainSignature,
+    SignatureStatus,
+    SwarmSignature,
+    TaskSignature,
+)
 from mageflow.store import keys, scripts
 from mageflow.ttl import TTLConfig
 
@@ -93,11 +98,37 @@ class Resumption:
     record: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
-def encode(signature: TaskSignature, kind: str = "task") -> dict[str, str]:
+def kind_of(signature: TaskSignature) -> str:
+    if isinstance(signature, ChainSignature):
+        return "chain"
+    if isinstance(signature, SwarmSignature):
+        return "swarm"
+    return "task"
+
+
+def encode(signature: TaskSignature) -> dict[str, str]:
     """The hash fields of a new record."""
+    fields = _encode_common(signature)
+    if isinstance(signature, ChainSignature):
+        fields["items"] = dumps(signature.steps)
+    elif isinstance(signature, SwarmSignature):
+        fields.update(
+            maxc=str(signature.max_concurrency),
+            stopn=str(signature.stop_after_n_failures or 0),
+            maxt=str(signature.max_tasks or 0),
+            closed="1" if signature.closed else "0",
+            n="0",
+            running="0",
+            nfin="0",
+            nfail="0",
+        )
+    return fields
+
+
+def _encode_common(signature: TaskSignature) -> dict[str, str]:
     return {
         "v": keys.SCHEMA_VERSION,
-        "kind": kind,
+        "kind": kind_of(signature),
         "task": signature.task_name,
         "kwargs": dumps(signature.kwargs),
         "ids": dumps(signature.task_identifiers),
@@ -120,7 +151,27 @@ def decode(signature_id: str, record: Mapping[str, str]) -> TaskSignature:
             "Redis database that only it writes to."
         )
     try:
-        return TaskSignature(
+        kind = record.get("kind", "task")
+        extra: dict[str, Any] = {}
+        cls: type[TaskSignature] = TaskSignature
+        if kind == "chain":
+            cls = ChainSignature
+            extra["steps"] = json.loads(record["items"])
+        elif kind == "swarm":
+            cls = SwarmSignature
+            extra.update(
+                max_concurrency=int(record["maxc"]),
+                stop_after_n_failures=int(record["stopn"]) or None,
+                max_tasks=int(record["maxt"]) or None,
+                closed=record["closed"] == "1",
+                size=int(record["n"]),
+                finished=int(record["nfin"]),
+                failed=int(record["nfail"]),
+            )
+        elif kind != "task":
+            raise ValueError(f"unknown kind {kind!r}")
+        return cls(
+            **extra,
             id=signature_id,
             task_name=record["task"],
             kwargs=json.loads(record["kwargs"]),
@@ -226,6 +277,13 @@ class SignatureStore:
             return None
         return decode(signature_id, {_text(k): _text(v) for k, v in raw.items()})
 
+    async def load_record(self, signature_id: str) -> dict[str, str] | None:
+        """The raw hash fields of a signature (for internal bookkeeping)."""
+        raw = await self.redis.hgetall(keys.signature(signature_id))
+        if not raw:
+            return None
+        return {_text(k): _text(v) for k, v in raw.items()}
+
     # --- the run path ---------------------------------------------------------
 
     async def activate(self, signature_id: str, lease: str, message: str) -> Activation:
@@ -262,12 +320,20 @@ class SignatureStore:
         status: SignatureStatus,
         outcome: str,
         callbacks: Sequence[str],
+        in_container: bool = False,
     ) -> Finish:
         """Record the outcome and read the callbacks to fire, atomically."""
         verdict, payload = await self._call(
             "FINISH",
             [keys.signature(signature_id), *map(keys.signature, callbacks)],
-            [lease, status.value, outcome, self.ttl.done_ms, _now()],
+            [
+                lease,
+                status.value,
+                outcome,
+                self.ttl.done_ms,
+                _now(),
+                "1" if in_container else "0",
+            ],
         )
         verdict = _text(verdict)
         if verdict != "fire":

@@ -1,0 +1,253 @@
+"""Chains and swarms on the local backend and a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+import mageflow
+from mageflow import HatchetMageflow, SignatureStatus, TaskError
+from mageflow.dispatch.local import LocalDispatcher
+
+
+class Step(BaseModel):
+    result: Any = None
+    x: int = 0
+
+
+class Collected(BaseModel):
+    result: Any = None
+
+
+def backend(client: HatchetMageflow) -> LocalDispatcher:
+    assert isinstance(client.dispatch_backend, LocalDispatcher)
+    return client.dispatch_backend
+
+
+class Probe:
+    """Counts calls and the peak number of concurrent executions."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[int] = Counter()
+        self.running = 0
+        self.peak = 0
+        self.collected: list[Any] = []
+        self.errors: list[Any] = []
+
+
+@pytest.fixture
+def probe(local: HatchetMageflow) -> Probe:
+    probe = Probe()
+
+    @local.task(name="inc")
+    async def inc(msg: Step) -> dict[str, int]:
+        value = msg.result["v"] if isinstance(msg.result, dict) else msg.x
+        probe.calls[value] += 1
+        probe.running += 1
+        probe.peak = max(probe.peak, probe.running)
+        try:
+            await asyncio.sleep(0)  # ok: yield, so runs overlap
+        finally:
+            probe.running -= 1
+        return {"v": value + 1}
+
+    @local.task(name="boom")
+    async def boom(msg: Step) -> None:
+        raise RuntimeError(f"boom {msg.x}")
+
+    @local.task(name="collect")
+    async def collect(msg: Collected) -> None:
+        probe.collected.append(msg.result)
+
+    @local.task(name="on-error")
+    async def on_error(msg: Collected) -> None:
+        probe.errors.append(msg.result)
+
+    return probe
+
+
+async def status(client: HatchetMageflow, signature_id: str) -> SignatureStatus:
+    signature = await client.load_signature(signature_id)
+    assert signature is not None
+    return signature.status
+
+
+# --- chains --------------------------------------------------------------------
+
+
+async def test_chain_passes_each_result_on_and_ends_done(
+    local: HatchetMageflow, probe: Probe
+) -> None:
+    chain = await mageflow.chain(["inc", "inc", "inc"], success="collect")
+    await chain.aio_run_no_wait({"x": 1})
+    await backend(local).drain()
+    assert probe.collected == [{"v": 4}]
+    assert probe.calls == Counter({1: 1, 2: 1, 3: 1})
+    assert await status(local, chain.id) is SignatureStatus.DONE
+
+
+async def test_chain_needs_two_steps(local: HatchetMageflow, probe: Probe) -> None:
+    with pytest.raises(ValueError, match="at least two steps"):
+        await local.chain(["inc"])
+
+
+async def test_failing_step_stops_the_chain_and_fires_errors(
+    local: HatchetMageflow, probe: Probe
+) -> None:
+    step_error = await local.sign("on-error")
+    failing = await local.sign("boom", error=step_error)
+    chain = await local.chain(
+        ["inc", failing, "inc"], success="collect", error="on-error"
+    )
+    await chain.aio_run_no_wait({"x": 1})
+    await backend(local).drain()
+    assert probe.calls == Counter({1: 1})  # the third step never ran
+    assert probe.collected == []
+    assert len(probe.errors) == 2  # the step's own, and the chain's
+    for payload in probe.errors:
+        error = TaskError.model_validate(payload)
+        assert error.signature_id == failing.id
+        assert error.error_type == "RuntimeError"
+    assert await status(local, chain.id) is SignatureStatus.FAILED
+
+
+async def test_paused_chain_resumes_where_it_stopped(
+    local: HatchetMageflow, probe: Probe
+) -> None:
+    chain = await local.chain(["inc", "inc", "inc"], success="collect")
+    await mageflow.pause(chain.id)
+    first, second, _ = chain.steps
+    await mageflow.resume(chain.id)
+    await mageflow.pause(second)  # the next step waits
+    await chain.aio_run_no_wait({"x": 1})
+    await backend(local).drain()
+    assert probe.calls == Counter({1: 1})
+    assert await status(local, first) is SignatureStatus.DONE
+    await mageflow.resume(second)
+    await backend(local).drain()
+    assert probe.calls == Counter({1: 1, 2: 1, 3: 1})
+    assert probe.collected == [{"v": 4}]
+
+
+async def test_stopped_chain_runs_nothing(local: HatchetMageflow, probe: Probe) -> None:
+    chain = await local.chain(["inc", "inc"])
+    await mageflow.stop(chain.id)
+    await chain.aio_run_no_wait({"x": 1})
+    await backend(local).drain()
+    assert probe.calls == Counter()
+    for step in chain.steps:
+        assert await status(local, step) is SignatureStatus.CANCELED
+
+
+# --- swarms --------------------------------------------------------------------
+
+
+async def test_thousand_items_cap_fifty_exactly_once_in_order(
+    local: HatchetMageflow, probe: Probe
+) -> None:
+    items = [await local.sign("inc", x=i) for i in range(1000)]
+    swarm = await mageflow.swarm(items, max_concurrency=50, success="collect")
+    await swarm.aio_run_no_wait({})
+    await swarm.close()
+    await backend(local).drain(timeout=120)
+    assert 1 < probe.peak <= 50  # measured, not assumed
+    assert probe.calls == Counter({i: 1 for i in range(1000)})
+    assert len(probe.collected) == 1  # the callback fired once
+    assert probe.collected[0] == [{"v": i + 1} for i in range(1000)]
+    assert await status(local, swarm.id) is SignatureStatus.DONE
+
+
+async def test_swarm_grows_while_running_and_refuses_after_close(
+    local: HatchetMageflow, probe: Probe
+) -> None:
+    swarm = await local.swarm(max_concurrency=2, success="collect")
+    await swarm.aio_run_no_wait({})
+    await swarm.add([await local.sign("inc", x=i) for i in range(3)])
+    await swarm.add(await local.sign("inc", x=3))
+    await swarm.close()
+    with pytest.raises(mageflow.InvalidTransitionError, match="closed"):
+        await swarm.add("inc")
+    await backend(local).drain()
+    assert probe.collected == [[{"v": 1}, {"v": 2}, {"v": 3}, {"v": 4}]]
+
+
+async def test_max_tasks_closes_the_swarm(local: HatchetMageflow, probe: Probe) -> None:
+    swarm = await local.swarm(max_tasks=2, success="collect")
+    await swarm.add([await local.sign("inc", x=i) for i in range(2)])
+    with pytest.raises(mageflow.InvalidTransitionError):
+        await swarm.add("inc")
+    await swarm.aio_run_no_wait({})
+    await backend(local).drain()
+    assert probe.collected == [[{"v": 1}, {"v": 2}]]
+
+
+async def test_failures_reach_the_threshold_once(
+    local: HatchetMageflow, probe: Probe
+) -> None:
+    items = [await local.sign("boom", x=i) for i in range(5)]
+    swarm = await local.swarm(
+        items, max_concurrency=1, stop_after_n_failures=2, error="on-error"
+    )
+    await swarm.close()
+    await swarm.aio_run_no_wait({})
+    await backend(local).drain()
+    assert len(probe.errors) == 1
+    assert probe.errors[0]["error_type"] == "SwarmFailed"
+    assert await status(local, swarm.id) is SignatureStatus.FAILED
+    ran = [r for r in backend(local).runs if r.task_name == "boom"]
+    assert len(ran) == 2  # no item started after the threshold
+
+
+async def test_failed_items_hold_typed_entries_in_their_slots(
+    local: HatchetMageflow, probe: Probe
+) -> None:
+    items = [
+        await local.sign("inc", x=0),
+        await local.sign("boom", x=1),
+        await local.sign("inc", x=2),
+    ]
+    swarm = await local.swarm(items, success="collect")
+    await swarm.close()
+    await swarm.aio_run_no_wait({})
+    await backend(local).drain()
+    (results,) = probe.collected
+    assert results[0] == {"v": 1}
+    assert TaskError.model_validate(results[1]).message == "boom 1"
+    assert results[2] == {"v": 3}
+
+
+async def test_swarm_as_a_chain_step_passes_its_ordered_list(
+    local: HatchetMageflow, probe: Probe
+) -> None:
+    swarm = await local.swarm([await local.sign("inc", x=i) for i in range(3)])
+    await swarm.close()
+    chain = await local.chain(["inc", swarm, "collect"])
+    await chain.aio_run_no_wait({"x": 10})
+    await backend(local).drain()
+    # every item got step one's result (11) and the list reached the last step
+    assert probe.collected == [[{"v": 12}, {"v": 12}, {"v": 12}]]
+    assert await status(local, chain.id) is SignatureStatus.DONE
+
+
+async def test_replayed_item_finish_starts_nothing_twice(
+    local: HatchetMageflow, probe: Probe
+) -> None:
+    """Duplicate delivery of every item run: nothing runs twice."""
+    items = [await local.sign("inc", x=i) for i in range(20)]
+    swarm = await local.swarm(items, max_concurrency=3, success="collect")
+    await swarm.close()
+    await swarm.aio_run_no_wait({})
+    await backend(local).drain()
+    from mageflow.dispatch import RunRequest
+
+    for run in list(backend(local).runs):
+        await local.dispatch_backend.trigger(
+            RunRequest(run.task_name, run.input, run.metadata)
+        )
+    await backend(local).drain()
+    assert probe.calls == Counter({i: 1 for i in range(20)})
+    assert len(probe.collected) == 1
