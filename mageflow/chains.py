@@ -61,6 +61,7 @@ async def create(
         where = f"chain {chain.id}, step {index} ({step.task_name})"
         step.kwargs = merge_input(step.kwargs, bound, where)
         step.container_id = chain.id
+        step.container_role = "step" if index + 1 < len(steps) else "last"
         if index + 1 < len(steps):
             step.success_callbacks = [*step.success_callbacks, steps[index + 1].id]
         if fresh[index]:
@@ -73,6 +74,7 @@ async def create(
                     {
                         "kwargs": dumps(step.kwargs),
                         "container": chain.id,
+                        "crole": step.container_role,
                         "ok": dumps(step.success_callbacks),
                     },
                 )
@@ -115,9 +117,7 @@ async def step_finished(
     status: SignatureStatus,
     value: Any,
 ) -> None:
-    """Settle the chain when its last step succeeded or any step failed."""
+    """Settle the chain: its last step succeeded, or a step failed."""
     from mageflow.signed_run import settle
 
-    if status is SignatureStatus.DONE and chain.steps[-1] != step.id:
-        return  # the next step was a success callback of this one
     await settle(client, chain, CONTAINER_LEASE, status, value)

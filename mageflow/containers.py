@@ -40,26 +40,33 @@ async def child_finished(
     status: SignatureStatus,
     value: Any,
 ) -> None:
-    """Tell ``child``'s container that it settled with ``status``/``value``."""
+    """Tell ``child``'s container that it settled with ``status``/``value``.
+
+    A middle chain step that succeeded needs nothing: the next step was its
+    success callback. A swarm item goes straight to the swarm's script. Only
+    a chain's end (or failure) reads the chain.
+    """
     from mageflow import chains, swarms
 
-    assert child.container_id is not None
-    container = await load_container(client, child.container_id)
+    container_id = child.container_id
+    assert container_id is not None
+    if child.container_role == "item":
+        await swarms.item_finished(client, container_id, child, status, value)
+        return
+    if child.container_role == "step" and status is SignatureStatus.DONE:
+        return
+    container = await load_container(client, container_id)
     if isinstance(container, ChainSignature):
         await chains.step_finished(client, container, child, status, value)
-    elif isinstance(container, SwarmSignature):
-        await swarms.item_finished(client, container, child, status, value)
 
 
 async def children(client: HatchetMageflow, signature_id: str) -> list[str]:
     """The children of a container that lifecycle operations must reach."""
-    from mageflow import swarms
-
     container = await load_container(client, signature_id)
     if isinstance(container, ChainSignature):
         return container.steps
     if isinstance(container, SwarmSignature):
-        return await swarms.item_ids(client, signature_id)
+        return await client.store.swarm_items(signature_id)
     return []
 
 

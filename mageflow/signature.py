@@ -12,7 +12,7 @@ import enum
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from typing_extensions import TypeVar
@@ -88,6 +88,10 @@ class TaskSignature(BaseModel, Generic[OutputT]):
     status: SignatureStatus = SignatureStatus.PENDING
     created_at: datetime = Field(default_factory=_now)
     container_id: str | None = None
+    container_role: Literal["step", "last", "item"] | None = None
+    """What this signature is to its container: a chain ``step``, the chain's
+    ``last`` step, or a swarm ``item``. Lets a finished child skip its
+    container when the container has nothing to do (a middle chain step)."""
     return_field: str | None = None
     """The field of the task's input that receives a triggering result (a
     ``ReturnValue[...]`` field), found when the signature was made."""

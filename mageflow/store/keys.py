@@ -31,3 +31,13 @@ def swarm_results(swarm_id: str) -> str:
 def swarm_items(swarm_id: str) -> str:
     """The list of a swarm's item ids, in the order they were added."""
     return f"{PREFIX}:swarm:{swarm_id}:items"
+
+
+def swarm_running(swarm_id: str) -> str:
+    """The set of a swarm's items that hold a slot."""
+    return f"{PREFIX}:swarm:{swarm_id}:running"
+
+
+def swarm_next(swarm_id: str) -> str:
+    """The hash position -> the item that position's finish started."""
+    return f"{PREFIX}:swarm:{swarm_id}:next"

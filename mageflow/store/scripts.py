@@ -25,6 +25,8 @@ A signature is a hash (see :mod:`mageflow.store.keys`). Fields:
 
 from __future__ import annotations
 
+from mageflow.store import keys
+
 ACTIVATE = """
 local key = KEYS[1]
 local kind = redis.call('TYPE', key)['ok']
@@ -205,8 +207,9 @@ while #queue > 0 do
       for _, child in ipairs(redis.call('LRANGE', items, 0, -1)) do
         queue[#queue + 1] = child
       end
-      removed = removed + redis.call('DEL', key, prefix .. 'swarm:' .. id .. ':queue',
-        prefix .. 'swarm:' .. id .. ':results', prefix .. 'swarm:' .. id .. ':items')
+      local swarm = prefix .. 'swarm:' .. id
+      removed = removed + redis.call('DEL', key, swarm .. ':queue', swarm .. ':results',
+        swarm .. ':items', swarm .. ':running', swarm .. ':next')
     end
   end
 end
@@ -216,3 +219,159 @@ return removed
 callbacks and its children, transitively; returns how many keys went. It walks
 ids it reads, so it does not declare its keys: like all of mageflow it assumes
 one Redis server, not a cluster."""
+
+
+# --- swarms ---------------------------------------------------------------------
+# The cap, the queue and the per-position results of a swarm live next to each
+# other, so starting an item and counting it are one atomic step.
+
+_SWARM = """
+local SIG = '@SIG@'
+local function fill(sw, queue, running)
+  local maxc, count, stopping =
+    unpack(redis.call('HMGET', sw, 'maxc', 'running', 'stopping'))
+  local started = {}
+  if stopping == '1' then return started end
+  local free = tonumber(maxc) - tonumber(count)
+  while free > 0 do
+    local id = redis.call('LPOP', queue)
+    if not id then break end
+    redis.call('SADD', running, id)
+    started[#started + 1] = id
+    free = free - 1
+  end
+  redis.call('HINCRBY', sw, 'running', #started)
+  return started
+end
+local function complete(sw)
+  local closed, n, nfin, stopping =
+    unpack(redis.call('HMGET', sw, 'closed', 'n', 'nfin', 'stopping'))
+  return closed == '1' and n == nfin and stopping ~= '1'
+end
+local function reply(verdict, sw, started)
+  local described = {}
+  for i, id in ipairs(started) do
+    described[i] = redis.call('HMGET', SIG .. id, 'v', 'kind', 'task', 'kwargs', 'rv')
+  end
+  return {verdict, started, redis.call('HGET', sw, 'input') or '{}', described}
+end
+""".replace("@SIG@", keys.signature(""))
+"""Shared by the swarm scripts. ``fill`` starts queued items while slots are
+free; ``reply`` answers ``{verdict, started ids, swarm input, the started
+items' v/kind/task/kwargs/rv}`` so the caller can trigger them at once. It
+reads the started items by id, so, like :data:`REMOVE`, it assumes one
+Redis server rather than a cluster."""
+
+SWARM_START = (
+    _SWARM
+    + """
+local sw, queue, running = KEYS[1], KEYS[2], KEYS[3]
+local status = redis.call('HGET', sw, 'status')
+if not status then return {'missing', {}, '{}', {}} end
+if status == 'suspended' then
+  redis.call('HSETNX', sw, 'msg', ARGV[1])
+  return {'suspended', {}, '{}', {}}
+end
+if status == 'pending' then
+  redis.call('HSET', sw, 'status', 'active', 'lease', ARGV[2], 'input', ARGV[1])
+elseif status ~= 'active' then
+  return {'noop', {}, '{}', {}}
+end
+local started = fill(sw, queue, running)
+if complete(sw) then return reply('complete', sw, started) end
+return reply('ok', sw, started)
+"""
+)
+"""KEYS: swarm, queue, running. ARGV: input JSON, lease. Start, or refill
+after a resume (an active swarm keeps its first input)."""
+
+SWARM_ADD = (
+    _SWARM
+    + """
+local sw, items, queue, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local status, closed, n, maxt =
+  unpack(redis.call('HMGET', sw, 'status', 'closed', 'n', 'maxt'))
+if not status then return {'missing', {}, '{}', {}} end
+if closed == '1' then return {'closed', {}, '{}', {}} end
+local count = #KEYS - 4
+n = tonumber(n)
+if tonumber(maxt) > 0 and n + count > tonumber(maxt) then
+  return {'full', {}, maxt, {}}
+end
+for i = 1, count do
+  redis.call('HSET', KEYS[i + 4], 'pos', n + i - 1)
+  redis.call('RPUSH', items, ARGV[i + 1])
+  redis.call('RPUSH', queue, ARGV[i + 1])
+end
+n = n + count
+redis.call('HSET', sw, 'n', n)
+if tonumber(maxt) > 0 and n >= tonumber(maxt) then
+  redis.call('HSET', sw, 'closed', '1')
+end
+for _, key in ipairs({items, queue}) do redis.call('PEXPIRE', key, ARGV[1]) end
+if status ~= 'active' then return {'queued', {}, '{}', {}} end
+return reply('ok', sw, fill(sw, queue, running))
+"""
+)
+"""KEYS: swarm, items, queue, running, then the new items. ARGV: TTL ms,
+then the new item ids. ``closed``/``full`` refuse the whole batch."""
+
+SWARM_ITEM_DONE = (
+    _SWARM
+    + """
+local sw, queue, running = KEYS[1], KEYS[2], KEYS[3]
+local results, nexts, item = KEYS[4], KEYS[5], KEYS[6]
+local pos = redis.call('HGET', item, 'pos')
+if not pos then return {'unknown', {}, '{}', {}} end
+if redis.call('HSETNX', results, pos, ARGV[3]) == 0 then
+  -- A replay: repeat what the first finish decided, never decide again.
+  if redis.call('HGET', sw, 'stopping') == '1' then
+    return {'fail', redis.call('SMEMBERS', running), '{}', {}}
+  end
+  local again = {}
+  local successor = redis.call('HGET', nexts, pos)
+  if successor then again = {successor} end
+  if complete(sw) then return reply('complete', sw, again) end
+  return reply('ok', sw, again)
+end
+redis.call('PEXPIRE', results, ARGV[4])
+redis.call('SREM', running, ARGV[1])
+redis.call('HINCRBY', sw, 'running', -1)
+redis.call('HINCRBY', sw, 'nfin', 1)
+if ARGV[2] == 'failed' then
+  local nfail = redis.call('HINCRBY', sw, 'nfail', 1)
+  local stopn = tonumber(redis.call('HGET', sw, 'stopn'))
+  if stopn > 0 and nfail >= stopn then
+    redis.call('HSET', sw, 'stopping', '1')
+    return {'fail', redis.call('SMEMBERS', running), '{}', {}}
+  end
+end
+local started = {}
+if redis.call('HGET', sw, 'status') == 'active' then
+  started = fill(sw, queue, running)
+  if started[1] then
+    redis.call('HSET', nexts, pos, started[1])
+    redis.call('PEXPIRE', nexts, ARGV[4])
+  end
+end
+if complete(sw) then return reply('complete', sw, started) end
+return reply('ok', sw, started)
+"""
+)
+"""KEYS: swarm, queue, running, results, next, the item. ARGV: item id,
+outcome status, outcome JSON, TTL ms. The outcome is recorded once per
+position; ``fail`` when the failure threshold is reached (with the items
+still running, to interrupt), ``complete`` when the last item finished."""
+
+SWARM_CLOSE = (
+    _SWARM
+    + """
+local sw = KEYS[1]
+local status = redis.call('HGET', sw, 'status')
+if not status then return {'missing', {}, '{}', {}} end
+redis.call('HSET', sw, 'closed', '1')
+if status == 'active' and complete(sw) then return {'complete', {}, '{}', {}} end
+return {'ok', {}, '{}', {}}
+"""
+)
+"""KEYS: swarm. Mark it closed; ``complete`` if nothing is left to run."""

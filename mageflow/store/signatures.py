@@ -91,6 +91,18 @@ class Finish:
 
 
 @dataclasses.dataclass(frozen=True)
+class SwarmStep:
+    """What a swarm script decided, and the items it started."""
+
+    verdict: str
+    ids: tuple[str, ...] = ()
+    """The started items, or (``fail``) the items still running."""
+    started: tuple[CallbackTarget, ...] = ()
+    input: Any = None
+    """The swarm's input message, for the started items."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Resumption:
     verdict: str
     """``fire``, ``redispatch``, ``running`` or ``pending``."""
@@ -137,6 +149,7 @@ def _encode_common(signature: TaskSignature) -> dict[str, str]:
         "status": signature.status.value,
         "created": signature.created_at.isoformat(),
         "container": signature.container_id or "",
+        "crole": signature.container_role or "",
         "rv": signature.return_field or "",
     }
 
@@ -181,6 +194,7 @@ def decode(signature_id: str, record: Mapping[str, str]) -> TaskSignature:
             status=SignatureStatus(record["status"]),
             created_at=datetime.fromisoformat(record["created"]),
             container_id=record.get("container") or None,
+            container_role=cast(Any, record.get("crole") or None),
             return_field=record.get("rv") or None,
         )
     except (KeyError, ValueError, TypeError, ValidationError) as exc:
@@ -421,6 +435,82 @@ class SignatureStore:
         """Delete the signature, its callbacks and children; count the keys."""
         removed = await self._call("REMOVE", [], [f"{keys.PREFIX}:", signature_id])
         return int(removed)
+
+    # --- swarms ---------------------------------------------------------------
+
+    async def _swarm(
+        self, script: str, keys_: Sequence[str], args: Sequence[Any]
+    ) -> SwarmStep:
+        verdict, ids, input_json, described = await self._call(script, keys_, args)
+        verdict = _text(verdict)
+        if verdict == "missing":
+            raise SignatureNotFoundError(
+                f"swarm {keys_[0]} does not exist (removed or expired)."
+            )
+        id_list = tuple(_text(i) for i in ids)
+        if verdict in ("full", "closed", "fail"):
+            return SwarmStep(verdict, id_list, input=_text(input_json))
+        started = self._targets(id_list, described)
+        return SwarmStep(verdict, id_list, started, json.loads(_text(input_json)))
+
+    async def swarm_start(self, swarm_id: str, message: str, lease: str) -> SwarmStep:
+        """Activate (or refill) a swarm: start what its free slots allow."""
+        return await self._swarm(
+            "SWARM_START",
+            [
+                keys.signature(swarm_id),
+                keys.swarm_queue(swarm_id),
+                keys.swarm_running(swarm_id),
+            ],
+            [message, lease],
+        )
+
+    async def swarm_add(self, swarm_id: str, item_ids: Sequence[str]) -> SwarmStep:
+        """Append items (already stored) in order; start those that fit."""
+        return await self._swarm(
+            "SWARM_ADD",
+            [
+                keys.signature(swarm_id),
+                keys.swarm_items(swarm_id),
+                keys.swarm_queue(swarm_id),
+                keys.swarm_running(swarm_id),
+                *map(keys.signature, item_ids),
+            ],
+            [self.ttl.active_ms, *item_ids],
+        )
+
+    async def swarm_item_done(
+        self, swarm_id: str, item_id: str, status: SignatureStatus, outcome: str
+    ) -> SwarmStep:
+        """Record an item's outcome at its position; free its slot; refill."""
+        return await self._swarm(
+            "SWARM_ITEM_DONE",
+            [
+                keys.signature(swarm_id),
+                keys.swarm_queue(swarm_id),
+                keys.swarm_running(swarm_id),
+                keys.swarm_results(swarm_id),
+                keys.swarm_next(swarm_id),
+                keys.signature(item_id),
+            ],
+            [item_id, status.value, outcome, self.ttl.active_ms],
+        )
+
+    async def swarm_close(self, swarm_id: str) -> SwarmStep:
+        return await self._swarm("SWARM_CLOSE", [keys.signature(swarm_id)], [])
+
+    async def swarm_results(self, swarm_id: str, size: int) -> list[Any]:
+        """Every item's outcome, in the order the items were added."""
+        if size == 0:
+            return []
+        raw = await self.redis.hmget(
+            keys.swarm_results(swarm_id), [str(i) for i in range(size)]
+        )
+        return [None if x is None else json.loads(_text(x)) for x in raw]
+
+    async def swarm_items(self, swarm_id: str) -> list[str]:
+        raw = await self.redis.lrange(keys.swarm_items(swarm_id), 0, -1)
+        return [_text(x) for x in raw]
 
 
 _ALLOWED = {
