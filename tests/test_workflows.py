@@ -330,11 +330,14 @@ async def test_paused_swarm_starts_nothing_until_resumed(
     local: HatchetMageflow, probe: Probe
 ) -> None:
     gate = asyncio.Event()
+    two_started = asyncio.Event()
     started: list[int] = []
 
     @local.task(name="gated")
     async def gated(msg: Step) -> dict[str, int]:
         started.append(msg.x)
+        if len(started) == 2:
+            two_started.set()
         await gate.wait()
         return {"v": msg.x}
 
@@ -343,11 +346,7 @@ async def test_paused_swarm_starts_nothing_until_resumed(
     await swarm.close()
     await swarm.aio_run_no_wait({})
 
-    async def two_started() -> None:
-        while len(started) < 2:
-            await asyncio.sleep(0)  # ok: yield until the condition holds
-
-    await asyncio.wait_for(two_started(), 5)
+    await asyncio.wait_for(two_started.wait(), 5)
     await mageflow.pause(swarm.id)
     gate.set()
     await backend(local).drain()
