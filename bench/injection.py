@@ -39,7 +39,6 @@ import gc
 import math
 import os
 import platform
-import random
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -338,7 +337,7 @@ async def measure(
         config=AcceptParams.NO_CTX,
         marks=read_marks(scenario.fn),
     )
-    run_task = make_task_callable(PlanCell(plan), random.Random(0))
+    run_task = make_task_callable(PlanCell(plan), client)
 
     # The paths must all work before they are timed.
     await scenario.direct(msg, ctx)(1)

@@ -111,9 +111,14 @@ class InjectionPlan:
     marks: TaskMarks
     params: tuple[ParamPlan, ...] = ()
     """``positional + keyword``, in the function's order, kept ready."""
+    plain: bool = False
+    """No dependencies and no stagger: the arguments are a few tuple walks."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", self.positional + self.keyword)
+        object.__setattr__(
+            self, "plain", not self.has_dependencies and self.stagger is None
+        )
 
 
 NO_RETURN_HINT = object()
