@@ -8,6 +8,9 @@ swarm item) is built here, so the input rule is applied in one place:
 
 Neither side silently wins: a bound kwarg is a promise about the call, and a
 message that contradicts it is a bug to report, not to resolve by guessing.
+Starting one signature yourself raises it at once; a signature that mageflow
+starts (a callback, a chain step, a swarm item) fails with it instead, with
+its error callbacks, so the workflow around it still ends.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
 
-from mageflow.callbacks import DEFAULT_RESULT_FIELD
+from mageflow.callbacks import DEFAULT_RESULT_FIELD, TaskError
 from mageflow.dispatch import DISPATCH_ID, SIGNATURE_ID, RunRequest
 from mageflow.errors import InputConflictError
+from mageflow.signature import SignatureStatus
 from mageflow.store import CallbackTarget
 
 if TYPE_CHECKING:
@@ -100,13 +104,46 @@ async def start(
         elif target.kind == "swarm":
             await swarms.start(client, target.id, message)
         else:
-            requests.append(
-                request_for(target.id, target.task_name, target.kwargs, message)
-            )
+            try:
+                request = request_for(
+                    target.id, target.task_name, target.kwargs, message
+                )
+            except InputConflictError as exc:
+                await _fail_unstartable(client, target, message, exc)
+                continue
+            requests.append(request)
     if len(requests) == 1:
         await client.dispatch_backend.trigger(requests[0])
     elif requests:
         await client.dispatch_backend.trigger_many(requests)
+
+
+async def _fail_unstartable(
+    client: HatchetMageflow,
+    target: CallbackTarget,
+    message: Mapping[str, Any],
+    exc: InputConflictError,
+) -> None:
+    """A signature whose input cannot be built fails, instead of hanging.
+
+    Its error callbacks fire and its container hears of it, exactly as if
+    its task had failed, so a chain or swarm around it still finishes.
+    """
+    from mageflow.signed_run import settle
+    from mageflow.store.signatures import dumps
+
+    lease = new_dispatch_id()
+    activation = await client.store.activate(target.id, lease, dumps(dict(message)))
+    if activation.signature is None or activation.verdict.value != "run":
+        return
+    error = TaskError(
+        error_type=type(exc).__name__,
+        message=str(exc),
+        signature_id=target.id,
+        task_name=target.task_name,
+        original_message=dict(message),
+    )
+    await settle(client, activation.signature, lease, SignatureStatus.FAILED, error)
 
 
 async def fire(

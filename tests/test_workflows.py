@@ -384,3 +384,60 @@ async def test_round_trips_per_item_do_not_grow_with_the_swarm(
     small, large = await per_item(10), await per_item(200)
     assert large <= small  # constant per item; the fixed cost only amortizes
     assert large <= 5
+
+
+async def test_chain_inside_a_swarm_counts_as_one_item(
+    local: HatchetMageflow, probe: Probe
+) -> None:
+    inner = await local.chain(["inc", "inc"])
+    swarm = await local.swarm(
+        [await local.sign("inc", x=10), inner], max_concurrency=2, success="collect"
+    )
+    await swarm.close()
+    await swarm.aio_run_no_wait({})
+    await backend(local).drain()
+    assert probe.collected == [[{"v": 11}, {"v": 2}]]
+    assert await status(local, inner.id) is SignatureStatus.DONE
+
+
+async def test_pausing_a_chain_mid_step_holds_the_rest_until_resume(
+    local: HatchetMageflow, probe: Probe
+) -> None:
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+
+    @local.task(name="slow-first")
+    async def slow_first(msg: Step) -> dict[str, int]:
+        entered.set()
+        await gate.wait()
+        return {"v": msg.x + 1}
+
+    chain = await local.chain(["slow-first", "inc", "inc"], success="collect")
+    await chain.aio_run_no_wait({"x": 1})
+    await asyncio.wait_for(entered.wait(), 5)
+    await mageflow.pause(chain.id)
+    gate.set()
+    await backend(local).drain()
+    assert probe.calls == Counter()  # the running step finished, nothing after it
+    assert await status(local, chain.id) is SignatureStatus.SUSPENDED
+
+    await mageflow.resume(chain.id)
+    await backend(local).drain()
+    assert probe.calls == Counter({2: 1, 3: 1})  # continued, not restarted
+    assert probe.collected == [{"v": 4}]
+    assert await status(local, chain.id) is SignatureStatus.DONE
+
+
+async def test_an_item_whose_input_conflicts_fails_and_the_swarm_still_ends(
+    local: HatchetMageflow, probe: Probe
+) -> None:
+    swarm = await local.swarm(
+        [await local.sign("inc", x=1), await local.sign("inc", x=2)],
+        success="collect",
+    )
+    await swarm.close()
+    await swarm.aio_run_no_wait({"x": 2})  # equal to item 2's x, not item 1's
+    await backend(local).drain()
+    (results,) = probe.collected
+    assert TaskError.model_validate(results[0]).error_type == "InputConflictError"
+    assert results[1] == {"v": 3}
