@@ -11,6 +11,7 @@ clients in one process never see each other's tasks or Redis.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
@@ -37,7 +38,7 @@ from mageflow.current import active_client
 from mageflow.dispatch import Dispatcher
 from mageflow.dispatch.hatchet import HatchetDispatcher
 from mageflow.dispatch.local import LocalDispatcher
-from mageflow.errors import InjectionError, UnknownTaskError
+from mageflow.errors import InjectionError, InvalidTransitionError, UnknownTaskError
 from mageflow.injection.plan import NO_RETURN_HINT, InjectionPlan, build_plan, explain
 from mageflow.launch import jsonable, message_data, request_for
 from mageflow.launch import start as start_targets
@@ -510,6 +511,14 @@ class HatchetMageflow(Hatchet):
             message_data(message, f"signature {signature.id}"),
         )
         output = await self.dispatch_backend.run(request)
+        if output is None:
+            after = await self.store.load(signature.id)
+            if after is None or after.status is not SignatureStatus.DONE:
+                state = "gone" if after is None else after.status.value
+                raise InvalidTransitionError(
+                    f"signature {signature.id} ({signature.task_name}) did not "
+                    f"run: it is {state}. Resume it, or sign the task again."
+                )
         registered = self._tasks.get(signature.task_name)
         if registered is not None and registered.output is not None:
             return registered.output.validate_python(output)
@@ -539,7 +548,10 @@ class HatchetMageflow(Hatchet):
         resumption = await self.store.resume(signature_id)
         if resumption.verdict == "redispatch":
             (target,) = await self.store.targets([signature_id])
-            await start_targets(self, [(target, {**resumption.message})])
+            # The recorded message is the input as it was delivered, bound
+            # kwargs included: re-send it exactly, merging nothing again.
+            exact = dataclasses.replace(target, kwargs={})
+            await start_targets(self, [(exact, {**resumption.message})])
         elif resumption.verdict == "fire":
             signature = decode(signature_id, resumption.record)
             await send_recorded_callbacks(self, signature, resumption.record)

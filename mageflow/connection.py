@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import os
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from mageflow.errors import RedisNotConfiguredError
 
 REDIS_URL_ENV = "REDIS_URL"
+
+MAX_CONNECTIONS = 128
+"""Connections of a client mageflow builds from a URL. Pass your own client
+for another limit; the seeds' ``max_connections=1028`` works too."""
+
+POOL_TIMEOUT_SECONDS = 30
+"""How long a run waits for a free connection before failing."""
 
 
 class RedisConnection:
@@ -46,7 +53,15 @@ class RedisConnection:
                     f"or a URL) to Mageflow(...), or set the {REDIS_URL_ENV} "
                     "environment variable, e.g. REDIS_URL=redis://localhost:6379/0."
                 )
-            self._client = Redis.from_url(self._url, decode_responses=True)
+            # A blocking pool: a worker with more concurrent runs than
+            # connections waits for one instead of failing the run.
+            pool = BlockingConnectionPool.from_url(
+                self._url,
+                decode_responses=True,
+                max_connections=MAX_CONNECTIONS,
+                timeout=POOL_TIMEOUT_SECONDS,
+            )
+            self._client = Redis(connection_pool=pool)
             self._owned = True
         return self._client
 

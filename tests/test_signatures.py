@@ -539,3 +539,67 @@ async def test_corrupt_records_are_refused_and_never_run(
     assert isinstance(run.error, mageflow.CorruptSignatureError)
     assert run.attempts == 1
     assert calls["price"] == 0
+
+
+async def test_duplicate_during_a_paused_run_does_not_run_it_twice(
+    local: HatchetMageflow, calls: Counter[str], tasks: dict[str, Any]
+) -> None:
+    gate = asyncio.Event()
+    started = asyncio.Event()
+
+    @local.task(name="held")
+    async def held(msg: Order) -> Receipt:
+        calls["held"] += 1
+        started.set()
+        await gate.wait()
+        return Receipt(total=1.0)
+
+    notify = await local.sign(tasks["tasks"]["notify"])
+    sig = await local.sign(held, success=notify)
+    await sig.aio_run_no_wait({"item": "tea"})
+    await asyncio.wait_for(started.wait(), 5)
+    await mageflow.pause(sig.id)
+    await sig.aio_run_no_wait({"item": "tea"})  # a duplicate arrives meanwhile
+    await mageflow.resume(sig.id)  # the first run is still going
+    gate.set()
+    await backend(local).drain()
+    assert calls["held"] == 1
+    assert calls["notify"] == 1
+    assert await status_of(local, sig.id) is SignatureStatus.DONE
+
+
+async def test_resume_resends_the_delivered_message_without_merging_again(
+    local: HatchetMageflow, calls: Counter[str], tasks: dict[str, Any]
+) -> None:
+    sig = await local.sign(tasks["tasks"]["price"], quantity="3")  # coerced to 3
+    await sig.pause()
+    await sig.aio_run_no_wait({"item": "tea"})
+    await backend(local).drain()
+    await sig.resume()
+    await backend(local).drain()
+    assert calls["price"] == 1
+    assert await status_of(local, sig.id) is SignatureStatus.DONE
+
+
+async def test_aio_run_of_a_paused_signature_says_it_did_not_run(
+    local: HatchetMageflow, tasks: dict[str, Any]
+) -> None:
+    sig = await local.sign(tasks["tasks"]["price"])
+    await sig.stop()
+    with pytest.raises(mageflow.InvalidTransitionError, match="did not run"):
+        await sig.aio_run({"item": "tea"})
+
+
+async def test_more_concurrent_runs_than_connections_wait_for_one(
+    local: HatchetMageflow, calls: Counter[str], tasks: dict[str, Any]
+) -> None:
+    from mageflow.connection import MAX_CONNECTIONS
+
+    sigs = [
+        await local.sign(tasks["tasks"]["price"]) for _ in range(3 * MAX_CONNECTIONS)
+    ]
+    await asyncio.gather(*(s.aio_run_no_wait({"item": "tea"}) for s in sigs))
+    await backend(local).drain(timeout=120)
+    failed = [r.error for r in backend(local).runs if r.error is not None]
+    assert failed == []
+    assert calls["price"] == 3 * MAX_CONNECTIONS

@@ -45,9 +45,15 @@ if status == 'active' then
   return {'duplicate', status}
 end
 if status == 'suspended' then
-  if redis.call('HEXISTS', key, 'held') == 0 then
-    redis.call('HSETNX', key, 'msg', ARGV[2])
+  local held, from, lease =
+    unpack(redis.call('HMGET', key, 'held', 'paused_from', 'lease'))
+  -- Paused mid-run, the run holding it is still going: another dispatch is a
+  -- duplicate, not a delivery to keep. Only that run's own retry (its attempt
+  -- died) is recorded, to run again on resume.
+  if held or (from == 'active' and lease ~= ARGV[1]) then
+    return {'duplicate', status}
   end
+  redis.call('HSETNX', key, 'msg', ARGV[2])
   return {'suspended', status}
 end
 if status == 'done' or status == 'failed' then
