@@ -8,7 +8,13 @@ exactly as on a worker. Around it this backend does what a worker would:
 * ``retries=N`` means N+1 attempts (``ctx.retry_count`` counts them), and a
   ``NonRetryableException`` ends the run at once;
 * ``execution_timeout`` is enforced;
-* the output is serialized to JSON and validated like a worker's;
+* the output is serialized and validated like a worker's
+  (``Runner.serialize_output``): it must be a dict, a pydantic model, a
+  dataclass or falsy, and is dumped with the task's output validator; a bad
+  output fails the attempt with ``IllegalTaskOutputError``, as on a worker;
+* ``additional_metadata`` reaches ``ctx.additional_metadata`` and, as a worker
+  sets them, the ``ctx_additional_metadata`` / ``ctx_task_retry_count``
+  context variables;
 * exceptions are captured on the run record instead of escaping.
 
 Every run is recorded (:class:`LocalRun`), and :meth:`LocalDispatcher.drain`
@@ -21,16 +27,24 @@ import asyncio
 import contextvars
 import dataclasses
 import enum
+import json
+import re
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from hatchet_sdk.exceptions import NonRetryableException
+from hatchet_sdk.exceptions import IllegalTaskOutputError, NonRetryableException
+from hatchet_sdk.runnables.contextvars import (
+    ctx_additional_metadata,
+    ctx_task_retry_count,
+)
 from hatchet_sdk.runnables.types import EmptyModel
-from pydantic_core import to_jsonable_python
+from hatchet_sdk.serde import HATCHET_PYDANTIC_SENTINEL
+from pydantic import BaseModel, TypeAdapter
 
-from mageflow.dispatch import RunRequest
+from mageflow.dispatch import SIGNATURE_ID, RunRequest
 from mageflow.errors import UnknownTaskError
 
 if TYPE_CHECKING:
@@ -54,7 +68,53 @@ class LocalRun:
     state: RunState = RunState.RUNNING
     attempts: int = 0
     output: Any = None
+    """The output as JSON data, as a worker would have sent it (or ``None``)."""
     error: BaseException | None = None
+    """The last attempt's exception, if the run failed."""
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    finished: float | None = None
+    """``time.monotonic()`` when the run ended, for durations."""
+
+    @property
+    def signature_id(self) -> str | None:
+        """The signature this run executes, if it was started from one."""
+        return self.metadata.get(SIGNATURE_ID)
+
+
+_NULL_CHARACTER = re.compile(r"(?<!\\)(\\\\)*\\u0000")
+
+
+def serialize_output(validator: TypeAdapter[Any], output: Any) -> str | None:
+    """What a Hatchet worker sends for a task's output; mirrors
+    ``hatchet_sdk.worker.runner.runner.Runner.serialize_output`` (1.43.1).
+
+    :raises IllegalTaskOutputError: not a dict, a model or a dataclass, not
+        serializable by the task's output validator, or contains ``\\u0000``.
+    """
+    if not output:
+        return None
+    if not isinstance(output, dict | BaseModel) and not dataclasses.is_dataclass(
+        output
+    ):
+        raise IllegalTaskOutputError(
+            "Tasks must return either a dictionary, a Pydantic BaseModel, or a "
+            "dataclass which can be serialized to a JSON object. Got object of "
+            f"type {type(output)} instead."
+        )
+    try:
+        serialized = validator.dump_json(
+            output, context=HATCHET_PYDANTIC_SENTINEL
+        ).decode("utf-8")
+    except Exception as exc:
+        raise IllegalTaskOutputError(f"Failed to serialize task output: {exc}") from exc
+    if not serialized:
+        return None
+    if _NULL_CHARACTER.search(serialized):
+        raise IllegalTaskOutputError(
+            "Task outputs cannot contain the unicode null character \\u0000; "
+            "sanitize it with hatchet_sdk.remove_null_unicode_character."
+        )
+    return serialized
 
 
 def _seconds(value: timedelta | str | None) -> float | None:
@@ -89,12 +149,16 @@ class LocalDispatcher:
         run = self._record(request)
         # A worker starts each run in a fresh context: the triggering run's
         # context variables (its client, its Hatchet metadata) must not leak.
-        task = contextvars.Context().run(
-            asyncio.create_task, self._execute(standalone, run)
-        )
+        self._start(standalone, run, contextvars.Context())
+        return run.run_id
+
+    def _start(
+        self, standalone: Any, run: LocalRun, context: contextvars.Context
+    ) -> asyncio.Task[None]:
+        task = context.run(asyncio.create_task, self._execute(standalone, run))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
-        return run.run_id
+        return task
 
     async def trigger_many(self, requests: Sequence[RunRequest]) -> list[str]:
         for request in requests:
@@ -102,8 +166,11 @@ class LocalDispatcher:
         return [await self.trigger(request) for request in requests]
 
     async def run(self, request: RunRequest) -> Any:
+        standalone = self._standalone(request.task_name)
         run = self._record(request)
-        await self._execute(self._standalone(request.task_name), run)
+        # The caller waits for this run, so it sees the caller's context
+        # variables; what the run sets (its metadata) stays in a copy.
+        await self._start(standalone, run, contextvars.copy_context())
         if run.error is not None:
             raise run.error
         return run.output
@@ -128,11 +195,22 @@ class LocalDispatcher:
         return run
 
     async def _execute(self, standalone: Any, run: LocalRun) -> None:
+        try:
+            await self._attempts(standalone, run)
+        finally:
+            run.finished = time.monotonic()
+
+    async def _attempts(self, standalone: Any, run: LocalRun) -> None:
         task = standalone._task
         attempts = task.retries + 1
         timeout = _seconds(task.execution_timeout)
+        validator: TypeAdapter[Any] = task._validators.step_output
+        # As a worker does before it calls the task (Runner's
+        # async_wrapped_action_func): runs this one triggers see them.
+        ctx_additional_metadata.set(run.metadata)
         for attempt in range(attempts):
             run.attempts = attempt + 1
+            ctx_task_retry_count.set(attempt)
             try:
                 output = await asyncio.wait_for(
                     standalone.aio_mock_run(
@@ -142,13 +220,22 @@ class LocalDispatcher:
                     ),
                     timeout,
                 )
+                # A worker reports a bad output as a failed attempt, which the
+                # engine retries like any other failure.
+                serialized = serialize_output(validator, output)
+            except asyncio.TimeoutError:
+                run.error = TimeoutError(
+                    f"task {run.task_name!r} exceeded its execution_timeout "
+                    f"of {timeout}s (attempt {attempt + 1} of {attempts})"
+                )
+                continue
             except Exception as exc:
                 run.error = exc
                 if isinstance(exc, NonRetryableException):
                     break
                 continue
             run.error = None
-            run.output = to_jsonable_python(output)
+            run.output = None if serialized is None else json.loads(serialized)
             run.state = RunState.SUCCEEDED
             return
         run.state = RunState.FAILED
