@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 from hatchet_sdk import Context
 
 from mageflow.injection.plan import InjectionPlan
-from mageflow.injection.resolve import Exits, assemble, assemble_with_dependencies
+from mageflow.injection.resolve import (
+    OVERRIDES,
+    Exits,
+    assemble,
+    assemble_with_dependencies,
+)
 from mageflow.signature import TaskSignature
 from mageflow.stagger import stagger
 
@@ -31,11 +36,17 @@ async def call_user(
     """Assemble the arguments from the plan and call the user's function."""
     if plan.stagger is not None:
         await stagger(ctx, plan.task_name, plan.stagger, client.rng)
-    if plan.has_dependencies or provided:
+    if plan.has_dependencies or provided or OVERRIDES:
         exits = Exits()
         try:
             args, kwargs = await assemble_with_dependencies(
-                plan, input, ctx, signature, exits, provided
+                plan,
+                input,
+                ctx,
+                signature,
+                exits,
+                provided,
+                OVERRIDES.get(client) if OVERRIDES else None,
             )
             if plan.is_async:
                 result = await plan.fn(*args, **kwargs)

@@ -176,13 +176,33 @@ class LocalDispatcher:
         return run.output
 
     async def drain(self, timeout: float = 30.0) -> None:
-        """Wait until no run is in flight, including runs started meanwhile."""
+        """Wait until no run is in flight, including runs started meanwhile.
+
+        :raises TimeoutError: runs are still going after ``timeout`` seconds;
+            the message names them.
+        """
 
         async def until_idle() -> None:
             while self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
 
-        await asyncio.wait_for(until_idle(), timeout)
+        try:
+            await asyncio.wait_for(until_idle(), timeout)
+        except asyncio.TimeoutError:
+            still = [r for r in self.runs if r.state is RunState.RUNNING]
+            names = ", ".join(f"{r.task_name} ({r.run_id})" for r in still)
+            raise TimeoutError(
+                f"{len(still)} local run(s) still in flight after {timeout}s: "
+                f"{names or 'none recorded'}"
+            ) from None
+
+    async def close(self) -> None:
+        """Cancel every run still in flight and wait until they have ended."""
+        while self._in_flight:
+            tasks = list(self._in_flight)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _record(self, request: RunRequest) -> LocalRun:
         run = LocalRun(

@@ -9,12 +9,18 @@ which keeps Hatchet's semantics:
 * an ``async def`` is awaited, a plain ``def`` runs in a worker thread;
 * a returned (async) context manager is entered, and exited after the task,
   in reverse order, by the caller's :class:`Exits`.
+
+Tests can replace dependencies and injectables (:data:`OVERRIDES`, set by
+the pytest plugin's ``mageflow_runner.override``). The run path looks at it
+only when it is not empty, so overrides cost nothing when unused.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
 from contextlib import (
     AbstractAsyncContextManager,
     AbstractContextManager,
@@ -23,7 +29,10 @@ from contextlib import (
 from types import TracebackType
 from typing import Any
 
+from hatchet_sdk import Context
+
 from mageflow.injection.plan import DependencyPlan, InjectionPlan, Source
+from mageflow.signature import TaskSignature
 
 _CONTEXT = Source.CONTEXT
 _SIGNATURE = Source.SIGNATURE
@@ -100,6 +109,30 @@ class Exits:
         return bool(await self.stack.__aexit__(type(exc), exc, exc.__traceback__))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Override:
+    """What a test put in place of a ``Depends`` function or an injectable.
+
+    ``factory`` (if set) is called like a dependency, with ``(input, ctx)``
+    or with nothing when ``takes_args`` is false; it may be async, and a
+    context manager it returns is entered like a dependency's. Otherwise
+    ``value`` is injected as it is.
+    """
+
+    value: Any = None
+    factory: Callable[..., Any] | None = None
+    takes_args: bool = True
+
+
+OverrideTable = Mapping[object, Override]
+"""Keys: a ``Depends`` function, or a ``Context`` / ``TaskSignature`` type
+(every parameter that receives the context, or the signature)."""
+
+OVERRIDES: dict[object, OverrideTable] = {}
+"""The overrides of each client that has some, keyed by the client. Empty
+unless a test is overriding something."""
+
+
 async def assemble_with_dependencies(
     plan: InjectionPlan,
     message: object,
@@ -107,13 +140,19 @@ async def assemble_with_dependencies(
     signature: object,
     exits: Exits,
     provided: Mapping[str, Any],
+    overrides: OverrideTable | None = None,
 ) -> tuple[list[Any], dict[str, Any]]:
     """Arguments for any plan; dependencies are resolved in parameter order.
 
     ``provided`` holds values given by name (Hatchet's
     ``aio_mock_run(dependencies=...)``); a provided name is not resolved.
     Names the plan does not know are passed through, as Hatchet does.
+    ``overrides`` (tests only) replace dependencies and injectables.
     """
+    if overrides:
+        return await _assemble_overridden(
+            plan, message, ctx, signature, exits, provided, overrides
+        )
     args: list[Any] = [message]
     kwargs: dict[str, Any] = dict(provided) if provided else {}
     for param in plan.params:
@@ -182,3 +221,90 @@ def _threaded_exit(cm: AbstractContextManager[Any]) -> Any:
         return bool(await asyncio.to_thread(cm.__exit__, exc_type, exc, tb))
 
     return exit_in_thread
+
+
+# --- test overrides (only reached while a test overrides something) -----------
+
+
+async def _produce(
+    override: Override, message: object, ctx: object, exits: Exits
+) -> Any:
+    if override.factory is None:
+        return override.value
+    value = (
+        override.factory(message, ctx) if override.takes_args else override.factory()
+    )
+    if inspect.isawaitable(value):
+        value = await value
+    kind = _kind_of(type(value))
+    return value if kind == _PLAIN else await exits.enter(value, kind)
+
+
+def _for_type(overrides: OverrideTable, base: type) -> Override | None:
+    for key, override in overrides.items():
+        if isinstance(key, type) and issubclass(key, base):
+            return override
+    return None
+
+
+async def _assemble_overridden(
+    plan: InjectionPlan,
+    message: object,
+    ctx: object,
+    signature: object,
+    exits: Exits,
+    provided: Mapping[str, Any],
+    overrides: OverrideTable,
+) -> tuple[list[Any], dict[str, Any]]:
+    if (context_override := _for_type(overrides, Context)) is not None:
+        ctx = await _produce(context_override, message, ctx, exits)
+    if (signature_override := _for_type(overrides, TaskSignature)) is not None:
+        signature = await _produce(signature_override, message, ctx, exits)
+    args: list[Any] = [message]
+    kwargs: dict[str, Any] = dict(provided) if provided else {}
+    for param in plan.params:
+        if param.name in provided:
+            if param.positional:
+                args.append(kwargs.pop(param.name))
+            continue
+        source = param.source
+        if param.dependency is not None:
+            value = await _resolve_overridden(
+                param.dependency, message, ctx, exits, overrides
+            )
+        elif source is _CONTEXT:
+            value = ctx
+        elif source is _SIGNATURE:
+            value = signature
+        else:
+            value = param.default
+        if param.positional:
+            args.append(value)
+        else:
+            kwargs[param.name] = value
+    return args, kwargs
+
+
+async def _resolve_overridden(
+    dep: DependencyPlan,
+    message: object,
+    ctx: object,
+    exits: Exits,
+    overrides: OverrideTable,
+) -> Any:
+    override = overrides.get(dep.fn)
+    if override is not None:
+        return await _produce(override, message, ctx, exits)
+    kwargs = {
+        param.name: await _resolve_overridden(
+            param.dependency, message, ctx, exits, overrides
+        )
+        for param in dep.params
+        if param.dependency is not None
+    }
+    if dep.is_async:
+        value = await dep.fn(message, ctx, **kwargs)
+    else:
+        value = await asyncio.to_thread(dep.fn, message, ctx, **kwargs)
+    kind = _kind_of(type(value))
+    return value if kind == _PLAIN else await exits.enter(value, kind)

@@ -1,0 +1,219 @@
+"""A stored workflow as a readable tree: each signature, its status, its links.
+
+Used by ``mageflow inspect`` and by the pytest plugin's
+``mageflow_runner.tree(...)``. It only reads Redis, so it works for any
+backend. A node's ``children`` are its callbacks ("on success" / "on error")
+and, for containers, what :data:`CHILDREN` finds for its kind::
+
+    price [done] 6f1c2e...  kwargs={"quantity": 4}  took 3ms
+    ├── on success: notify [done] 0a9b71...
+    └── on error: on-error [pending] 77de10...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import ResponseError
+
+from mageflow.errors import CorruptSignatureError, SignatureNotFoundError
+from mageflow.signature import ChainSignature, TaskSignature
+from mageflow.store import keys
+from mageflow.store.signatures import decode, kind_of
+
+if TYPE_CHECKING:
+    from mageflow.client import HatchetMageflow
+
+ChildLinks = Callable[
+    ["HatchetMageflow", TaskSignature], Awaitable[list[tuple[str, str]]]
+]
+"""Finds a container's children: ``[(role, signature_id), ...]``."""
+
+
+async def _chain_steps(
+    client: HatchetMageflow, signature: TaskSignature
+) -> list[tuple[str, str]]:
+    assert isinstance(signature, ChainSignature)
+    return [(f"step {n}", step) for n, step in enumerate(signature.steps, 1)]
+
+
+CHILDREN: dict[str, ChildLinks] = {"chain": _chain_steps}
+"""How to find the children of each kind of container (``kind_of``); a kind
+not listed here has none. Chains list their steps; register more with
+:func:`register_children`."""
+
+
+def register_children(kind: str, links: ChildLinks) -> None:
+    """Tell the tree how to find the children of a ``kind`` of container."""
+    CHILDREN[kind] = links
+
+
+@dataclasses.dataclass
+class TreeNode:
+    """One signature in a tree, as stored, with what points from it."""
+
+    id: str
+    role: str
+    """``root``, ``on success``, ``on error``, ``step 2``, ``item 3``..."""
+    kind: str = "task"
+    task_name: str = "?"
+    status: str = "missing"
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    outcome: Any = None
+    started: datetime | None = None
+    finished: datetime | None = None
+    problem: str | None = None
+    """Why the node could not be read (missing or corrupt), if it could not."""
+    children: list[TreeNode] = dataclasses.field(default_factory=list)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish, when both are recorded."""
+        if self.started is None or self.finished is None:
+            return None
+        return (self.finished - self.started).total_seconds()
+
+    def find(self, task_name: str) -> TreeNode | None:
+        """The first node (depth first) running ``task_name``."""
+        if self.task_name == task_name:
+            return self
+        for child in self.children:
+            if (found := child.find(task_name)) is not None:
+                return found
+        return None
+
+    def statuses(self) -> dict[str, str]:
+        """``{task_name: status}`` of every node, for compact assertions."""
+        result = {self.task_name: self.status}
+        for child in self.children:
+            result.update(child.statuses())
+        return result
+
+    def line(self, *, outcomes: bool = True) -> str:
+        """This node alone, on one line."""
+        head = "" if self.role == "root" else f"{self.role}: "
+        kind = "" if self.kind == "task" else f"{self.kind} "
+        text = f"{head}{kind}{self.task_name} [{self.status}] {self.id}"
+        if self.problem is not None:
+            return f"{head}{self.id} !! {self.problem}"
+        if self.kwargs:
+            text += f"  kwargs={_compact(self.kwargs)}"
+        if (duration := self.duration) is not None:
+            text += f"  took {_seconds(duration)}"
+        if outcomes and self.outcome is not None:
+            label = "error" if self.status == "failed" else "result"
+            text += f"  {label}={_compact(self.outcome)}"
+        return text
+
+    def render(self, *, outcomes: bool = True) -> str:
+        """The whole tree, one node a line, with box-drawing branches."""
+        lines = [self.line(outcomes=outcomes)]
+        self._render_children(lines, "", outcomes)
+        return "\n".join(lines)
+
+    def _render_children(self, lines: list[str], prefix: str, outcomes: bool) -> None:
+        for n, child in enumerate(self.children):
+            last = n == len(self.children) - 1
+            lines.append(
+                f"{prefix}{'└── ' if last else '├── '}{child.line(outcomes=outcomes)}"
+            )
+            child._render_children(
+                lines, prefix + ("    " if last else "│   "), outcomes
+            )
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _compact(value: Any, limit: int = 120) -> str:
+    text = json.dumps(value, separators=(",", ":"), default=str, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
+
+
+def _time(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        try:
+            return datetime.fromtimestamp(float(raw))
+        except (ValueError, OverflowError, OSError):
+            return None
+
+
+async def _record(
+    client: HatchetMageflow, signature_id: str
+) -> Mapping[str, str] | None:
+    try:
+        return await client.store.load_record(signature_id)
+    except ResponseError as exc:
+        if "WRONGTYPE" in str(exc):
+            raise CorruptSignatureError(
+                f"{keys.signature(signature_id)} is not a hash, so it is not a "
+                "mageflow signature."
+            ) from exc
+        raise
+
+
+async def build_tree(
+    client: HatchetMageflow,
+    signature_id: str,
+    *,
+    role: str = "root",
+    _seen: set[str] | None = None,
+) -> TreeNode:
+    """Read the signature ``signature_id`` and everything it links to.
+
+    The root must exist and be a mageflow record: otherwise
+    :class:`~mageflow.SignatureNotFoundError` or
+    :class:`~mageflow.CorruptSignatureError`. Below the root a missing or
+    corrupt node is shown with its problem instead of raising.
+    """
+    seen = _seen if _seen is not None else set()
+    node = TreeNode(id=signature_id, role=role)
+    if signature_id in seen:
+        node.problem = "already shown above"
+        return node
+    seen.add(signature_id)
+    try:
+        record = await _record(client, signature_id)
+        if record is None:
+            raise SignatureNotFoundError(
+                f"no signature {signature_id} in this Redis database (it never "
+                "existed, was removed, or expired)."
+            )
+        signature = decode(signature_id, record)
+    except (SignatureNotFoundError, CorruptSignatureError) as exc:
+        if role == "root":
+            raise
+        node.problem = str(exc)
+        return node
+    node.kind = kind_of(signature)
+    node.task_name = signature.task_name
+    node.status = signature.status.value
+    node.kwargs = signature.kwargs
+    node.started = _time(record.get("started"))
+    node.finished = _time(record.get("finished"))
+    try:
+        node.outcome = json.loads(record.get("outcome") or "null")
+    except ValueError:
+        node.outcome = record.get("outcome")
+    links: list[tuple[str, str]] = []
+    if (find_children := CHILDREN.get(node.kind)) is not None:
+        links.extend(await find_children(client, signature))
+    links.extend(("on success", cb) for cb in signature.success_callbacks)
+    links.extend(("on error", cb) for cb in signature.error_callbacks)
+    for child_role, child_id in links:
+        node.children.append(
+            await build_tree(client, child_id, role=child_role, _seen=seen)
+        )
+    return node
