@@ -1,0 +1,7 @@
+"""``python -m mageflow ...``; see :mod:`mageflow.cli`."""
+
+import sys
+
+from mageflow.cli import main
+
+sys.exit(main())
