@@ -41,15 +41,16 @@ async def _chain_steps(
     return [(f"step {n}", step) for n, step in enumerate(signature.steps, 1)]
 
 
-CHILDREN: dict[str, ChildLinks] = {"chain": _chain_steps}
+async def _swarm_items(
+    client: HatchetMageflow, signature: TaskSignature
+) -> list[tuple[str, str]]:
+    items = await client.store.swarm_items(signature.id)
+    return [(f"item {n}", item) for n, item in enumerate(items, 1)]
+
+
+CHILDREN: Mapping[str, ChildLinks] = {"chain": _chain_steps, "swarm": _swarm_items}
 """How to find the children of each kind of container (``kind_of``); a kind
-not listed here has none. Chains list their steps; register more with
-:func:`register_children`."""
-
-
-def register_children(kind: str, links: ChildLinks) -> None:
-    """Tell the tree how to find the children of a ``kind`` of container."""
-    CHILDREN[kind] = links
+not listed here has none."""
 
 
 @dataclasses.dataclass
@@ -210,7 +211,12 @@ async def build_tree(
     links: list[tuple[str, str]] = []
     if (find_children := CHILDREN.get(node.kind)) is not None:
         links.extend(await find_children(client, signature))
-    links.extend(("on success", cb) for cb in signature.success_callbacks)
+    success = signature.success_callbacks
+    if signature.container_role == "step":
+        # The last success callback of a middle step is the next step, which
+        # its chain already lists.
+        success = success[:-1]
+    links.extend(("on success", cb) for cb in success)
     links.extend(("on error", cb) for cb in signature.error_callbacks)
     for child_role, child_id in links:
         node.children.append(

@@ -12,6 +12,19 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # What each example must print: one line of evidence per thing it shows.
 EXPECTED: dict[str, list[str]] = {
+    "demo.py": [
+        "paused: the first step is suspended, not run",
+        "swarm [##############################] 5/5 done",
+        "chain invoice-order [done]",
+        "step 2: swarm swarm [done]",
+        "item 5: price-line [done]",
+        '"amount":5.4,"item":"milk"',
+        "step 3: sum-invoice [done]",
+        '{"lines":5,"total":34.15}',
+        "on success: email-invoice [done]",
+        "on error: page-someone [pending]",
+        "chain done in",
+    ],
     "injection.py": [
         "Receipt(total=7.5, note='')",
         "note='attempt 1 of 1'",

@@ -279,7 +279,8 @@ if status == 'suspended' then
   return {'suspended', {}, '{}', {}}
 end
 if status == 'pending' then
-  redis.call('HSET', sw, 'status', 'active', 'lease', ARGV[2], 'input', ARGV[1])
+  redis.call('HSET', sw, 'status', 'active', 'lease', ARGV[2], 'input', ARGV[1],
+             'started', ARGV[3])
 elseif status ~= 'active' then
   return {'noop', {}, '{}', {}}
 end
@@ -288,7 +289,7 @@ if complete(sw) then return reply('complete', sw, started) end
 return reply('ok', sw, started)
 """
 )
-"""KEYS: swarm, queue, running. ARGV: input JSON, lease. Start, or refill
+"""KEYS: swarm, queue, running. ARGV: input JSON, lease, now. Start, or refill
 after a resume (an active swarm keeps its first input)."""
 
 SWARM_ADD = (

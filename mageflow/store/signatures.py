@@ -462,7 +462,7 @@ class SignatureStore:
                 keys.swarm_queue(swarm_id),
                 keys.swarm_running(swarm_id),
             ],
-            [message, lease],
+            [message, lease, _now()],
         )
 
     async def swarm_add(self, swarm_id: str, item_ids: Sequence[str]) -> SwarmStep:
