@@ -441,3 +441,16 @@ async def test_an_item_whose_input_conflicts_fails_and_the_swarm_still_ends(
     (results,) = probe.collected
     assert TaskError.model_validate(results[0]).error_type == "InputConflictError"
     assert results[1] == {"v": 3}
+
+
+async def test_chain_inside_a_chain_passes_results_through(
+    local: HatchetMageflow, probe: Probe
+) -> None:
+    inner = await local.chain(["inc", "inc"])
+    outer = await local.chain(["inc", inner, "inc"], success="collect")
+    await outer.aio_run_no_wait({"x": 1})
+    await backend(local).drain()
+    assert probe.calls == Counter({1: 1, 2: 1, 3: 1, 4: 1})
+    assert probe.collected == [{"v": 5}]
+    for signature_id in (inner.id, outer.id):
+        assert await status(local, signature_id) is SignatureStatus.DONE
