@@ -40,6 +40,7 @@ from mageflow.dispatch.hatchet import HatchetDispatcher
 from mageflow.dispatch.local import LocalDispatcher
 from mageflow.errors import InjectionError, InvalidTransitionError, UnknownTaskError
 from mageflow.injection.plan import NO_RETURN_HINT, InjectionPlan, build_plan, explain
+from mageflow.injection.resolve import Override
 from mageflow.launch import jsonable, message_data, request_for
 from mageflow.launch import start as start_targets
 from mageflow.markers import F, add_mark, read_marks
@@ -111,6 +112,10 @@ class HatchetMageflow(Hatchet):
         # One generator per client, so stagger delays never share hidden state.
         self.rng = random.Random()
         self.store = SignatureStore(redis, ttl or TTLConfig())
+        self.dependency_overrides: dict[object, Override] = {}
+        """Test-time replacements for dependencies and injectables, keyed by
+        the ``Depends`` function or the ``Context`` / ``TaskSignature`` type.
+        Empty in production, where the run path never looks further."""
         self.backend: Backend = backend
         self.dispatch_backend: Dispatcher = (
             LocalDispatcher(self) if backend == "local" else HatchetDispatcher(self)

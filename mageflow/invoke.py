@@ -13,7 +13,6 @@ from hatchet_sdk import Context
 
 from mageflow.injection.plan import InjectionPlan
 from mageflow.injection.resolve import (
-    OVERRIDES,
     Exits,
     assemble,
     assemble_with_dependencies,
@@ -36,7 +35,8 @@ async def call_user(
     """Assemble the arguments from the plan and call the user's function."""
     if plan.stagger is not None:
         await stagger(ctx, plan.task_name, plan.stagger, client.rng)
-    if plan.has_dependencies or provided or OVERRIDES:
+    overrides = client.dependency_overrides
+    if plan.has_dependencies or provided or overrides:
         exits = Exits()
         try:
             args, kwargs = await assemble_with_dependencies(
@@ -46,7 +46,7 @@ async def call_user(
                 signature,
                 exits,
                 provided,
-                OVERRIDES.get(client) if OVERRIDES else None,
+                overrides or None,
             )
             if plan.is_async:
                 result = await plan.fn(*args, **kwargs)

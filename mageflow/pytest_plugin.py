@@ -38,7 +38,7 @@ from hatchet_sdk.runnables.workflow import BaseWorkflow
 from mageflow.client import HatchetMageflow, Mageflow
 from mageflow.dispatch.local import LocalDispatcher, LocalRun
 from mageflow.embedded import ensure_redis
-from mageflow.injection.resolve import OVERRIDES, Override
+from mageflow.injection.resolve import Override
 from mageflow.signature import TaskSignature
 from mageflow.tree import TreeNode, build_tree
 
@@ -220,19 +220,19 @@ class MageflowRunner:
         """
         key = _override_key(target)
         entry = _as_override(value_or_factory)
-        client = self.client
-        before = OVERRIDES.get(client, {})
-        OVERRIDES[client] = {**before, key: entry}
+        table = self.client.dependency_overrides
+        before = table.get(key)
+        table[key] = entry
         try:
             yield
         finally:
-            if before:
-                OVERRIDES[client] = before
+            if before is None:
+                table.pop(key, None)
             else:
-                OVERRIDES.pop(client, None)
+                table[key] = before
 
     async def _close(self) -> None:
-        OVERRIDES.pop(self.client, None)
+        self.client.dependency_overrides.clear()
         await self.dispatcher.close()
 
 

@@ -21,7 +21,7 @@ from mageflow.current import active_client
 from mageflow.dispatch import SIGNATURE_ID
 from mageflow.errors import MissingSignatureError
 from mageflow.injection.plan import NO_RETURN_HINT, InjectionPlan, replan
-from mageflow.injection.resolve import OVERRIDES, assemble
+from mageflow.injection.resolve import assemble
 from mageflow.invoke import call_user
 from mageflow.signed_run import run_signed
 
@@ -74,7 +74,7 @@ def make_task_callable(cell: PlanCell, client: HatchetMageflow) -> TaskCallable:
             )
         if plan.requires_signature:
             raise _missing_signature(plan)
-        if plan.plain and not provided and not OVERRIDES:
+        if plan.plain and not provided and not client.dependency_overrides:
             # The common case inline: one coroutine less is a third of
             # the wrapper's cost.
             args, kwargs = assemble(plan, input, ctx, None)

@@ -31,6 +31,7 @@ from mageflow.dispatch import DISPATCH_ID, MAGEFLOW_METADATA
 from mageflow.injection.plan import InjectionPlan
 from mageflow.invoke import call_user
 from mageflow.launch import fire, jsonable, message_data
+from mageflow.outputs import serialize_output
 from mageflow.signature import SignatureStatus, TaskSignature
 from mageflow.store import Activation, CallbackTarget, Verdict
 from mageflow.store.signatures import decode, dumps
@@ -94,6 +95,9 @@ async def run_signed(
     signature._client = client
     try:
         result = await call_user(plan, input, ctx, signature, provided, client)
+        # The worker refuses an output it cannot serialize, after we return;
+        # find out first, so a refused result is never recorded or fired.
+        _check_output(client, signature.task_name, result)
     except Exception as exc:
         if is_final_attempt(ctx, exc):
             error = TaskError(
@@ -202,4 +206,14 @@ async def _replay_finished(activation: Activation, client: HatchetMageflow) -> A
             f"signature {signature.id} ({signature.task_name}) already failed: "
             f"{outcome.get('error_type')}: {outcome.get('message')}"
         )
+    registered = client.registered_task(signature.task_name)
+    if registered is not None and registered.output is not None:
+        # Hand the worker the task's own type, as the first delivery did.
+        return registered.output.validate_python(outcome)
     return outcome
+
+
+def _check_output(client: HatchetMageflow, task_name: str, result: Any) -> None:
+    registered = client.registered_task(task_name)
+    if registered is not None:
+        serialize_output(registered.standalone._task._validators.step_output, result)

@@ -603,3 +603,20 @@ async def test_more_concurrent_runs_than_connections_wait_for_one(
     failed = [r.error for r in backend(local).runs if r.error is not None]
     assert failed == []
     assert calls["price"] == 3 * MAX_CONNECTIONS
+
+
+async def test_an_output_the_worker_refuses_is_a_failure_not_a_result(
+    local: HatchetMageflow, calls: Counter[str], tasks: dict[str, Any]
+) -> None:
+    @local.task(name="bad-output")
+    async def bad_output(msg: Order) -> Any:
+        return 42  # not a dict, a model or a dataclass
+
+    on_error = await local.sign(tasks["tasks"]["on_error"])
+    notify = await local.sign(tasks["tasks"]["notify"])
+    sig = await local.sign(bad_output, success=notify, error=on_error)
+    await sig.aio_run_no_wait({"item": "tea"})
+    await backend(local).drain()
+    assert calls["notify"] == 0
+    assert [e.error_type for e in tasks["errors"]] == ["IllegalTaskOutputError"]
+    assert await status_of(local, sig.id) is SignatureStatus.FAILED

@@ -28,24 +28,23 @@ import contextvars
 import dataclasses
 import enum
 import json
-import re
 import time
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from hatchet_sdk.exceptions import IllegalTaskOutputError, NonRetryableException
+from hatchet_sdk.exceptions import NonRetryableException
 from hatchet_sdk.runnables.contextvars import (
     ctx_additional_metadata,
     ctx_task_retry_count,
 )
 from hatchet_sdk.runnables.types import EmptyModel
-from hatchet_sdk.serde import HATCHET_PYDANTIC_SENTINEL
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from mageflow.dispatch import SIGNATURE_ID, RunRequest
 from mageflow.errors import UnknownTaskError
+from mageflow.outputs import serialize_output
 
 if TYPE_CHECKING:
     from mageflow.client import HatchetMageflow
@@ -79,42 +78,6 @@ class LocalRun:
     def signature_id(self) -> str | None:
         """The signature this run executes, if it was started from one."""
         return self.metadata.get(SIGNATURE_ID)
-
-
-_NULL_CHARACTER = re.compile(r"(?<!\\)(\\\\)*\\u0000")
-
-
-def serialize_output(validator: TypeAdapter[Any], output: Any) -> str | None:
-    """What a Hatchet worker sends for a task's output; mirrors
-    ``hatchet_sdk.worker.runner.runner.Runner.serialize_output`` (1.43.1).
-
-    :raises IllegalTaskOutputError: not a dict, a model or a dataclass, not
-        serializable by the task's output validator, or contains ``\\u0000``.
-    """
-    if not output:
-        return None
-    if not isinstance(output, dict | BaseModel) and not dataclasses.is_dataclass(
-        output
-    ):
-        raise IllegalTaskOutputError(
-            "Tasks must return either a dictionary, a Pydantic BaseModel, or a "
-            "dataclass which can be serialized to a JSON object. Got object of "
-            f"type {type(output)} instead."
-        )
-    try:
-        serialized = validator.dump_json(
-            output, context=HATCHET_PYDANTIC_SENTINEL
-        ).decode("utf-8")
-    except Exception as exc:
-        raise IllegalTaskOutputError(f"Failed to serialize task output: {exc}") from exc
-    if not serialized:
-        return None
-    if _NULL_CHARACTER.search(serialized):
-        raise IllegalTaskOutputError(
-            "Task outputs cannot contain the unicode null character \\u0000; "
-            "sanitize it with hatchet_sdk.remove_null_unicode_character."
-        )
-    return serialized
 
 
 def _seconds(value: timedelta | str | None) -> float | None:

@@ -10,9 +10,10 @@ which keeps Hatchet's semantics:
 * a returned (async) context manager is entered, and exited after the task,
   in reverse order, by the caller's :class:`Exits`.
 
-Tests can replace dependencies and injectables (:data:`OVERRIDES`, set by
-the pytest plugin's ``mageflow_runner.override``). The run path looks at it
-only when it is not empty, so overrides cost nothing when unused.
+Tests can replace dependencies and injectables: each client holds an
+:data:`OverrideTable` (``client.dependency_overrides``, set by the pytest
+plugin's ``mageflow_runner.override``). The run path looks at it only when it
+is not empty, so overrides cost nothing when unused.
 """
 
 from __future__ import annotations
@@ -127,10 +128,6 @@ class Override:
 OverrideTable = Mapping[object, Override]
 """Keys: a ``Depends`` function, or a ``Context`` / ``TaskSignature`` type
 (every parameter that receives the context, or the signature)."""
-
-OVERRIDES: dict[object, OverrideTable] = {}
-"""The overrides of each client that has some, keyed by the client. Empty
-unless a test is overriding something."""
 
 
 async def assemble_with_dependencies(
