@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 import uuid
 from types import ModuleType
 from typing import Any
@@ -109,7 +110,9 @@ async def test_stagger_extends_the_real_timeout(
 
 async def test_durable_task(tasks: ModuleType, redis: Redis) -> None:
     k = key()
+    started = time.monotonic()
     seen = await within(tasks.durable_task.aio_run(tasks.Probe(key=k)))
+    assert time.monotonic() - started >= 1  # the engine-side sleep took its time
     assert seen.ctx_type == "DurableContext"
     assert seen.run_id
     assert seen.extra["slept"]
