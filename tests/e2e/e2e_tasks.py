@@ -126,9 +126,8 @@ async def stagger_task(msg: Probe, ctx: Context) -> Seen:
 async def timeout_control(msg: Probe, ctx: Context) -> Seen:
     """The same timeout, the same wait, no stagger: the engine must cancel it."""
     await record_attempt(msg.key, ctx)
-    await asyncio.sleep(
-        STAGGER_WINDOW.total_seconds() * 2
-    )  # ok: the engine should cancel us first
+    outlive = STAGGER_WINDOW.total_seconds() * 2
+    await asyncio.sleep(outlive)  # ok: the engine must cancel this first
     return Seen(extra={"outlived_timeout": True})
 
 
