@@ -539,8 +539,8 @@ class HatchetMageflow(Hatchet):
         :raises InvalidTransitionError: it is done, failed, canceled or
             interrupted.
         """
-        await self.store.pause(signature_id)
-        await cascade(self, signature_id, "pause")
+        if (await self.store.pause(signature_id)).kind != "task":
+            await cascade(self, signature_id, "pause")
 
     async def resume(self, signature_id: str) -> None:
         """Resume a paused signature.
@@ -560,11 +560,10 @@ class HatchetMageflow(Hatchet):
         elif resumption.verdict == "fire":
             signature = decode(signature_id, resumption.record)
             await send_recorded_callbacks(self, signature, resumption.record)
-        await cascade(self, signature_id, "resume")
-        if resumption.verdict == "running":
-            loaded = await self.store.load(signature_id)
-            if isinstance(loaded, SwarmSignature):
-                await swarm_module.refill(self, signature_id)
+        if resumption.kind != "task":
+            await cascade(self, signature_id, "resume")
+        if resumption.verdict == "running" and resumption.kind == "swarm":
+            await swarm_module.refill(self, signature_id)
 
     async def stop(self, signature_id: str) -> None:
         """Cancel the signature: it never runs, and fires no callback.
@@ -573,8 +572,9 @@ class HatchetMageflow(Hatchet):
 
         :raises InvalidTransitionError: it is already done or failed.
         """
-        await self.store.stop(signature_id, SignatureStatus.CANCELED)
-        await cascade(self, signature_id, "stop")
+        stopped = await self.store.stop(signature_id, SignatureStatus.CANCELED)
+        if stopped.kind != "task":
+            await cascade(self, signature_id, "stop")
 
     async def chain(
         self,

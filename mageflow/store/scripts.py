@@ -129,59 +129,61 @@ return 0
 
 PAUSE = """
 local key = KEYS[1]
-local status = redis.call('HGET', key, 'status')
-if not status then return {'missing', ''} end
+local status, kind = unpack(redis.call('HMGET', key, 'status', 'kind'))
+if not status then return {'missing', '', ''} end
 if status == 'pending' or status == 'active' then
   redis.call('HSET', key, 'status', 'suspended', 'paused_from', status)
-  return {'ok', status}
+  return {'ok', status, kind}
 end
-if status == 'suspended' then return {'ok', status} end
-return {'illegal', status}
+if status == 'suspended' then return {'ok', status, kind} end
+return {'illegal', status, kind}
 """
-"""KEYS: signature. ``ok`` with the previous status, or ``illegal``."""
+"""KEYS: signature. ``ok`` with the previous status and the kind, or
+``illegal``."""
 
 RESUME = """
 local key = KEYS[1]
-local status = redis.call('HGET', key, 'status')
-if not status then return {'missing', ''} end
-if status ~= 'suspended' then return {'illegal', status} end
+local status, kind = unpack(redis.call('HMGET', key, 'status', 'kind'))
+if not status then return {'missing', '', ''} end
+if status ~= 'suspended' then return {'illegal', status, kind} end
 local held, msg, from = unpack(redis.call('HMGET', key, 'held', 'msg', 'paused_from'))
 redis.call('HDEL', key, 'held', 'msg', 'paused_from')
 if held then
   redis.call('HSET', key, 'status', held, 'sent', '0')
   redis.call('PEXPIRE', key, ARGV[1])
-  return {'fire', redis.call('HGETALL', key)}
+  return {'fire', redis.call('HGETALL', key), kind}
 end
 if msg then
   redis.call('HSET', key, 'status', 'pending')
   redis.call('HDEL', key, 'lease')
-  return {'redispatch', msg, redis.call('HGET', key, 'task')}
+  return {'redispatch', msg, kind}
 end
 if from == 'active' then
   redis.call('HSET', key, 'status', 'active')
-  return {'running', ''}
+  return {'running', '', kind}
 end
 redis.call('HSET', key, 'status', 'pending')
-return {'pending', ''}
+return {'pending', '', kind}
 """
 """KEYS: signature. ARGV: done TTL in ms.
 
 ``fire`` (with the record) when the run finished while paused; ``redispatch``
 with the recorded message; ``running`` when the paused run is still going;
-``pending`` when nothing had arrived; ``illegal`` from any other status."""
+``pending`` when nothing had arrived; ``illegal`` from any other status.
+Every reply ends with the signature's kind."""
 
 STOP = """
 local key = KEYS[1]
-local status = redis.call('HGET', key, 'status')
-if not status then return {'missing', ''} end
+local status, kind = unpack(redis.call('HMGET', key, 'status', 'kind'))
+if not status then return {'missing', '', ''} end
 if status == 'pending' or status == 'active' or status == 'suspended' then
   redis.call('HSET', key, 'status', ARGV[2])
   redis.call('HDEL', key, 'msg', 'held')
   redis.call('PEXPIRE', key, ARGV[1])
-  return {'ok', status}
+  return {'ok', status, kind}
 end
-if status == ARGV[2] then return {'ok', status} end
-return {'illegal', status}
+if status == ARGV[2] then return {'ok', status, kind} end
+return {'illegal', status, kind}
 """
 """KEYS: signature. ARGV: done TTL in ms, the final status (``canceled`` for
 stop, ``interrupted`` when a container cuts its children short)."""

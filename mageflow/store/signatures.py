@@ -103,9 +103,18 @@ class SwarmStep:
 
 
 @dataclasses.dataclass(frozen=True)
+class Transition:
+    """A lifecycle step that happened: the status it left, and the kind."""
+
+    previous: SignatureStatus
+    kind: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Resumption:
     verdict: str
     """``fire``, ``redispatch``, ``running`` or ``pending``."""
+    kind: str
     message: Any = None
     record: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
@@ -375,25 +384,27 @@ class SignatureStore:
 
     # --- lifecycle ------------------------------------------------------------
 
-    async def pause(self, signature_id: str) -> SignatureStatus:
-        """Move to ``suspended``; return the status it had."""
+    async def pause(self, signature_id: str) -> Transition:
+        """Move to ``suspended``."""
         return await self._transition("PAUSE", "pause", signature_id, [])
 
     async def stop(
         self,
         signature_id: str,
         final: SignatureStatus = SignatureStatus.CANCELED,
-    ) -> SignatureStatus:
-        """Move to ``canceled`` (or ``interrupted``); return the status it had."""
+    ) -> Transition:
+        """Move to ``canceled`` (or ``interrupted``)."""
         return await self._transition(
             "STOP", "stop", signature_id, [self.ttl.done_ms, final.value]
         )
 
     async def _transition(
         self, script: str, action: str, signature_id: str, args: Sequence[Any]
-    ) -> SignatureStatus:
-        verdict, status = await self._call(script, [keys.signature(signature_id)], args)
-        verdict, status = _text(verdict), _text(status)
+    ) -> Transition:
+        verdict, status, kind = (
+            _text(x)
+            for x in await self._call(script, [keys.signature(signature_id)], args)
+        )
         if verdict == "missing":
             raise SignatureNotFoundError(
                 f"cannot {action} signature {signature_id}: it does not exist "
@@ -404,14 +415,14 @@ class SignatureStore:
                 f"cannot {action} signature {signature_id}: it is {status}. "
                 f"{_ALLOWED[action]} See docs/lifecycle.md."
             )
-        return SignatureStatus(status)
+        return Transition(SignatureStatus(status), kind)
 
     async def resume(self, signature_id: str) -> Resumption:
         """Leave ``suspended``; say what the caller must now dispatch."""
         reply = await self._call(
             "RESUME", [keys.signature(signature_id)], [self.ttl.done_ms]
         )
-        verdict, payload = _text(reply[0]), reply[1]
+        verdict, payload, kind = _text(reply[0]), reply[1], _text(reply[2])
         if verdict == "missing":
             raise SignatureNotFoundError(
                 f"cannot resume signature {signature_id}: it does not exist."
@@ -422,14 +433,10 @@ class SignatureStore:
                 f"not suspended. {_ALLOWED['resume']} See docs/lifecycle.md."
             )
         if verdict == "fire":
-            return Resumption(verdict, record=_fields(payload))
+            return Resumption(verdict, kind, record=_fields(payload))
         if verdict == "redispatch":
-            return Resumption(
-                verdict,
-                message=json.loads(_text(payload)),
-                record={"task": _text(reply[2])},
-            )
-        return Resumption(verdict)
+            return Resumption(verdict, kind, message=json.loads(_text(payload)))
+        return Resumption(verdict, kind)
 
     async def remove(self, signature_id: str) -> int:
         """Delete the signature, its callbacks and children; count the keys."""
