@@ -147,8 +147,8 @@ async def assemble_with_dependencies(
     ``overrides`` (tests only) replace dependencies and injectables.
     """
     if overrides:
-        return await _assemble_overridden(
-            plan, message, ctx, signature, exits, provided, overrides
+        ctx, signature = await _override_injectables(
+            overrides, message, ctx, signature, exits
         )
     args: list[Any] = [message]
     kwargs: dict[str, Any] = dict(provided) if provided else {}
@@ -160,8 +160,8 @@ async def assemble_with_dependencies(
         source = param.source
         dep = param.dependency
         if dep is not None:
-            if dep.params or not dep.is_async:
-                value = await _resolve(dep, message, ctx, exits)
+            if overrides or dep.params or not dep.is_async:
+                value = await _resolve(dep, message, ctx, exits, overrides)
             else:
                 # The common case inline: an async dependency of (input, ctx)
                 # only. One coroutine less is a fifth of the per-run cost.
@@ -185,11 +185,17 @@ async def assemble_with_dependencies(
 
 
 async def _resolve(
-    dep: DependencyPlan, message: object, ctx: object, exits: Exits
+    dep: DependencyPlan,
+    message: object,
+    ctx: object,
+    exits: Exits,
+    overrides: OverrideTable | None = None,
 ) -> Any:
+    if overrides and (override := overrides.get(dep.fn)) is not None:
+        return await _produce(override, message, ctx, exits)
     if dep.params:
         kwargs = {
-            param.name: await _resolve(param.dependency, message, ctx, exits)
+            param.name: await _resolve(param.dependency, message, ctx, exits, overrides)
             for param in dep.params
             if param.dependency is not None
         }
@@ -244,64 +250,16 @@ def _for_type(overrides: OverrideTable, base: type) -> Override | None:
     return None
 
 
-async def _assemble_overridden(
-    plan: InjectionPlan,
+async def _override_injectables(
+    overrides: OverrideTable,
     message: object,
     ctx: object,
     signature: object,
     exits: Exits,
-    provided: Mapping[str, Any],
-    overrides: OverrideTable,
-) -> tuple[list[Any], dict[str, Any]]:
+) -> tuple[object, object]:
+    """The context and the signature, replaced where a test overrides them."""
     if (context_override := _for_type(overrides, Context)) is not None:
         ctx = await _produce(context_override, message, ctx, exits)
     if (signature_override := _for_type(overrides, TaskSignature)) is not None:
         signature = await _produce(signature_override, message, ctx, exits)
-    args: list[Any] = [message]
-    kwargs: dict[str, Any] = dict(provided) if provided else {}
-    for param in plan.params:
-        if param.name in provided:
-            if param.positional:
-                args.append(kwargs.pop(param.name))
-            continue
-        source = param.source
-        if param.dependency is not None:
-            value = await _resolve_overridden(
-                param.dependency, message, ctx, exits, overrides
-            )
-        elif source is _CONTEXT:
-            value = ctx
-        elif source is _SIGNATURE:
-            value = signature
-        else:
-            value = param.default
-        if param.positional:
-            args.append(value)
-        else:
-            kwargs[param.name] = value
-    return args, kwargs
-
-
-async def _resolve_overridden(
-    dep: DependencyPlan,
-    message: object,
-    ctx: object,
-    exits: Exits,
-    overrides: OverrideTable,
-) -> Any:
-    override = overrides.get(dep.fn)
-    if override is not None:
-        return await _produce(override, message, ctx, exits)
-    kwargs = {
-        param.name: await _resolve_overridden(
-            param.dependency, message, ctx, exits, overrides
-        )
-        for param in dep.params
-        if param.dependency is not None
-    }
-    if dep.is_async:
-        value = await dep.fn(message, ctx, **kwargs)
-    else:
-        value = await asyncio.to_thread(dep.fn, message, ctx, **kwargs)
-    kind = _kind_of(type(value))
-    return value if kind == _PLAIN else await exits.enter(value, kind)
+    return ctx, signature
