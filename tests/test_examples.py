@@ -34,6 +34,59 @@ EXPECTED: dict[str, list[str]] = {
         "note='computed in a worker thread'",
         "note='durable context: DurableContext'",
     ],
+    "with_ctx.py": [
+        "ctx  <- the run context [@with_ctx: second parameter]",
+        "'is_task_run_id': True",
+        "=> {'processed': 'x'}",
+        "without with_ctx: InjectionError: task 'forgot-with-ctx'",
+    ],
+    "with_signature.py": [
+        "running task: self-aware-task with identifiers: "
+        "{'tenant': 'acme', 'order': 17}",
+        "injected the signature it ran from: True",
+        "full-access-task => {'context': 'Context', 'task_name': 'full-access-task', "
+        "'task_identifiers': {'tenant': 'acme', 'order': 17}}",
+    ],
+    "backpropagation.py": [
+        "via a signature => {'sent': 'hi', 'ctx': 'Context'}",
+        "via a signature => {'ctx': 'Context', 'signature': 'audit-notification'}",
+        "audit-notification via plain Hatchet => {'ctx': 'Context', 'signature': None}",
+    ],
+    "stagger.py": [
+        "all delays within the 300 ms window: True",
+    ],
+    "durable_task.py": [
+        "run  <- the run context [annotated DurableContext]",
+        "Report(completed=True, context='DurableContext', attempt=1)",
+        "on a regular task: InjectionError: task 'not-durable'",
+    ],
+    "worker_setup.py": [
+        "worker 'my-worker' will register: process-data, send-notification, "
+        "critical-process",
+        "worker 'empty-worker' with workflows=None registers: 0 workflows",
+    ],
+    "chain.py": [
+        "step 2 got Priced(item='tea', total=10.0)",
+        "step 3 got Priced(item='tea', total=12.0)",
+        "success callback got Invoice(text='tea: 12.00 EUR')",
+        "chain invoice-order: done",
+    ],
+    "swarm.py": [
+        "added 2 items while the swarm was active",
+        "success callback got: [1000, 1001, 1004, 1009, 1016, 1025,",
+        "results in add order: True",
+        "peak concurrency: 4 (cap 4)",
+        "swarm done",
+    ],
+    "error_callbacks.py": [
+        "attempt 3 of 3: failing",
+        "error callback via sms got a TaskError:",
+        '"error_type":"ValueError","message":"out of tea"',
+        '"task_name":"reserve-stock","original_message":{"item":"tea","quantity":4}',
+        "reserve-stock: failed after 3 attempts",
+        "error callback ran 1 time(s)",
+        "signature status: failed",
+    ],
 }
 
 
