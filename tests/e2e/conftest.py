@@ -18,7 +18,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -122,40 +123,93 @@ def _log_tail(path: Path, lines: int = 60) -> str:
         return "(no log)"
 
 
+def spawn_worker(
+    name: str, log_path: Path, env: dict[str, str], group: str = "main"
+) -> subprocess.Popen[bytes]:
+    """Start ``worker.py`` in its own session (so its whole process group,
+    Hatchet's action-listener child included, can be signalled at once)."""
+    # the worker imports e2e_tasks, and mageflow from this same checkout
+    path = os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    full_env = {
+        **os.environ,
+        **env,
+        "PYTHONPATH": path,
+        "PYTHONUNBUFFERED": "1",
+        "MAGEFLOW_E2E_WORKER_NAME": name,
+        "MAGEFLOW_E2E_WORKER_GROUP": group,
+    }
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, str(HERE / "worker.py")],
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+
+
+def stop_worker(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the worker's process group, SIGKILL it if it lingers."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+async def wait_registered(
+    tasks: ModuleType,
+    name: str,
+    process: subprocess.Popen[bytes],
+    log_path: Path,
+    *,
+    exclude_ids: frozenset[str] = frozenset(),
+) -> str:
+    """Wait until the engine lists an ACTIVE worker ``name``; return its id.
+
+    A run triggered before the worker registered its tasks would be lost.
+    ``exclude_ids``: earlier workers of the same name, which do not count.
+    """
+    deadline = time.monotonic() + WORKER_READY_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(
+                f"e2e: the worker {name} exited with {process.returncode} before "
+                f"it registered. Its log ({log_path}):\n{_log_tail(log_path)}",
+                pytrace=False,
+            )
+        workers = (await tasks.hatchet.workers.aio_list()).rows or []
+        for w in workers:
+            if (
+                w.name == name
+                and w.status == "ACTIVE"
+                and w.metadata.id not in exclude_ids
+            ):
+                return str(w.metadata.id)
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"e2e: the worker {name} did not register within "
+                f"{WORKER_READY_TIMEOUT}s. Its log ({log_path}):\n"
+                f"{_log_tail(log_path)}",
+                pytrace=False,
+            )
+        await asyncio.sleep(0.2)  # ok: polling interval for a condition
+
+
 @pytest.fixture(scope="session")
 def worker_process(
     tasks: ModuleType, e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """The worker subprocess, and its log file; SIGTERM (then SIGKILL) at the end."""
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    # the worker imports e2e_tasks, and mageflow from this same checkout
-    path = os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = {
-        **os.environ,
-        **e2e_env,
-        "PYTHONPATH": path,
-        "PYTHONUNBUFFERED": "1",
-        "MAGEFLOW_E2E_WORKER_NAME": WORKER_NAME,
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(HERE / "worker.py")],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
+    process = spawn_worker(WORKER_NAME, log_path, e2e_env)
     try:
         yield process, log_path
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        stop_worker(process)
         if os.environ.get("MAGEFLOW_E2E_SHOW_WORKER_LOG"):
             print(f"----- worker log {log_path} -----\n{_log_tail(log_path, 400)}")
 
@@ -177,22 +231,9 @@ async def worker(
                 pytrace=False,
             )
 
-    # 1. registered: the engine lists the worker as active (a run
-    #    triggered before its tasks are registered would be lost)
+    # 1. registered: the engine lists the worker as active
     name = e2e_env["HATCHET_CLIENT_NAMESPACE"] + WORKER_NAME
-    deadline = time.monotonic() + WORKER_READY_TIMEOUT
-    while True:
-        check_alive("it registered")
-        workers = (await tasks.hatchet.workers.aio_list()).rows or []
-        if any(w.name == name and w.status == "ACTIVE" for w in workers):
-            break
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"e2e: the worker did not register within {WORKER_READY_TIMEOUT}s. "
-                f"Its log ({log_path}):\n{_log_tail(log_path)}",
-                pytrace=False,
-            )
-        await asyncio.sleep(0.2)  # ok: polling interval for a condition
+    await wait_registered(tasks, name, process, log_path)
     # 2. working: a run goes through the engine to it and back
     ping = asyncio.ensure_future(tasks.ping.aio_run(tasks.Probe(key="ready")))
     deadline = time.monotonic() + WORKER_READY_TIMEOUT
@@ -208,6 +249,53 @@ async def worker(
         await asyncio.wait({ping}, timeout=0.2)
     assert ping.result().extra == {"pong": "ready"}
     return process
+
+
+@dataclass
+class ExtraWorker:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    worker_id: str
+
+
+StartWorker = Callable[[str, str], Awaitable[ExtraWorker]]
+
+
+@pytest.fixture
+def start_worker(
+    tasks: ModuleType, e2e_env: dict[str, str], tmp_path: Path
+) -> Iterator[StartWorker]:
+    """Start another worker subprocess: ``await start_worker(name, group)``.
+
+    Returns once the engine lists it as ACTIVE (a worker of the same name
+    started earlier, alive or dead, does not count). Whatever is still
+    running is stopped when the test ends.
+    """
+    started: list[ExtraWorker] = []
+
+    async def start(name: str, group: str) -> ExtraWorker:
+        log_path = tmp_path / f"worker-{name}-{len(started)}.log"
+        process = spawn_worker(name, log_path, e2e_env, group=group)
+        worker_id = await wait_registered(
+            tasks,
+            e2e_env["HATCHET_CLIENT_NAMESPACE"] + name,
+            process,
+            log_path,
+            exclude_ids=frozenset(w.worker_id for w in started),
+        )
+        started.append(ExtraWorker(process, log_path, worker_id))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for extra in started:
+            stop_worker(extra.process)
+            if os.environ.get("MAGEFLOW_E2E_SHOW_WORKER_LOG"):
+                print(
+                    f"----- worker log {extra.log_path} -----\n"
+                    f"{_log_tail(extra.log_path, 400)}"
+                )
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -14,6 +14,8 @@ what a parameter received) or returned as the run's output.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 from datetime import timedelta
 from typing import Annotated, Any
@@ -22,7 +24,7 @@ from hatchet_sdk import Context, Depends, DurableContext, Hatchet
 from pydantic import BaseModel
 
 import mageflow
-from mageflow import AcceptParams, TaskSignature
+from mageflow import AcceptParams, ReturnValue, TaskError, TaskSignature
 
 hatchet = Hatchet()
 mf = mageflow.Mageflow(hatchet)  # REDIS_URL from the environment
@@ -161,6 +163,136 @@ async def flaky(msg: Probe, ctx: Context) -> Seen:
     return Seen(attempt=ctx.attempt_number)
 
 
+# --- signatures and callbacks ----------------------------------------------------
+#
+# Every body below appends an event to ``e2e:events:<key>`` (a Redis list), so
+# a test reads back what ran, in what order, with what input.
+
+
+async def record_event(key: str, event: str, **data: Any) -> None:
+    await mf.redis.rpush(f"e2e:events:{key}", json.dumps({"event": event, **data}))
+
+
+class Order(BaseModel):
+    key: str
+    quantity: int = 1
+    fail: bool = False
+    fail_times: int = 0
+
+
+class Receipt(BaseModel):
+    key: str
+    total: float
+
+
+class OnReceipt(BaseModel):
+    receipt: ReturnValue[Receipt]  # the result of the task it follows
+    key: str  # bound when the callback is signed
+
+
+class OnFailure(BaseModel):
+    failure: ReturnValue[TaskError]  # the error payload
+    key: str
+
+
+@mf.task(name="e2e-price", retries=0)
+async def price(msg: Order, ctx: Context) -> Receipt:
+    await record_event(
+        msg.key, "price", attempt=ctx.attempt_number, input=msg.model_dump()
+    )
+    if msg.fail:
+        raise ValueError(f"out of {msg.key}")
+    return Receipt(key=msg.key, total=2.5 * msg.quantity)
+
+
+@mf.task(name="e2e-signed-retries", retries=RETRIES)
+async def signed_retries(msg: Order, ctx: Context) -> Receipt:
+    """Fails its first ``fail_times`` attempts, then succeeds."""
+    count: int = await mf.redis.incr(f"e2e:count:{msg.key}")
+    await record_event(msg.key, "attempt", attempt=ctx.attempt_number)
+    if count <= msg.fail_times:
+        raise RuntimeError(f"e2e: planned failure {count} of {msg.fail_times}")
+    return Receipt(key=msg.key, total=float(count))
+
+
+@mf.task(name="e2e-on-receipt")
+async def on_receipt(msg: OnReceipt) -> None:
+    await record_event(
+        msg.key,
+        "on-receipt",
+        type=type(msg.receipt).__name__,
+        receipt=msg.receipt.model_dump(),
+    )
+
+
+@mf.task(name="e2e-on-failure")
+async def on_failure(msg: OnFailure) -> None:
+    await record_event(
+        msg.key,
+        "on-failure",
+        type=type(msg.failure).__name__,
+        failure=msg.failure.model_dump(),
+    )
+
+
+# --- chains and swarms -------------------------------------------------------------
+
+
+class Add(BaseModel):
+    """``result`` (a previous step's ``{"v": n}``, if any) or ``x``, plus ``plus``."""
+
+    result: Any = None
+    x: int = 0
+    plus: int = 0
+    delay: float = 0.0
+
+
+@mf.task(name="e2e-add")
+async def add(msg: Add) -> dict[str, int]:
+    base = msg.result["v"] if isinstance(msg.result, dict) else msg.x
+    if msg.delay:
+        await asyncio.sleep(msg.delay)  # ok: lets later items finish first
+    return {"v": base + msg.plus}
+
+
+class Collected(BaseModel):
+    result: Any = None  # no ReturnValue field: the outcome comes here
+    key: str
+
+
+@mf.task(name="e2e-collect")
+async def collect(msg: Collected) -> None:
+    await record_event(msg.key, "collected", result=msg.result)
+
+
+# The peak number of bodies running at once, measured in Redis, atomically.
+ENTER = """
+local now = redis.call('INCR', KEYS[1])
+local peak = tonumber(redis.call('GET', KEYS[2]) or '0')
+if now > peak then redis.call('SET', KEYS[2], now) end
+return now
+"""
+
+
+class Item(BaseModel):
+    key: str
+    i: int
+    hold: float = 0.0
+
+
+@mf.task(name="e2e-swarm-item")
+async def swarm_item(msg: Item) -> dict[str, int]:
+    running, peak = f"e2e:running:{msg.key}", f"e2e:peak:{msg.key}"
+    await mf.redis.eval(ENTER, 2, running, peak)
+    try:
+        await mf.redis.hincrby(f"e2e:runs:{msg.key}", str(msg.i), 1)
+        if msg.hold:
+            await asyncio.sleep(msg.hold)  # ok: hold the slot, so items overlap
+    finally:
+        await mf.redis.decr(running)
+    return {"i": msg.i}
+
+
 ALL_TASKS = [
     ping,
     annotated,
@@ -171,4 +303,55 @@ ALL_TASKS = [
     timeout_control,
     durable_task,
     flaky,
+    price,
+    signed_retries,
+    on_receipt,
+    on_failure,
+    add,
+    collect,
+    swarm_item,
 ]
+
+# --- a worker killed mid-swarm --------------------------------------------------------
+#
+# Only the workers the SIGKILL test starts register these (worker.py with
+# MAGEFLOW_E2E_WORKER_GROUP=kill), so their runs can only go to a worker the
+# test controls.
+
+
+class GatedItem(BaseModel):
+    key: str
+    i: int
+    gate_from: int  # items from this index on wait for the gate to open
+
+
+GATE_POLL = 0.05
+GATE_TIMEOUT = 240.0
+
+
+@mf.task(
+    name="e2e-kill-item",
+    retries=0,
+    # Long enough that only a re-delivery (not a timeout) can rerun an item.
+    execution_timeout=timedelta(minutes=5),
+)
+async def kill_item(msg: GatedItem, ctx: Context) -> dict[str, int]:
+    await mf.redis.hincrby(f"e2e:starts:{msg.key}", str(msg.i), 1)
+    # which worker process ran this start, and the engine's attempt number
+    where = json.dumps({"pid": os.getpid(), "attempt": ctx.attempt_number})
+    await mf.redis.rpush(f"e2e:where:{msg.key}:{msg.i}", where)
+    deadline = time.monotonic() + GATE_TIMEOUT
+    while msg.i >= msg.gate_from and not await mf.redis.exists(f"e2e:gate:{msg.key}"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"e2e: the gate of {msg.key} never opened")
+        await asyncio.sleep(GATE_POLL)  # ok: polling the gate's key
+    await mf.redis.hincrby(f"e2e:done:{msg.key}", str(msg.i), 1)
+    return {"i": msg.i}
+
+
+@mf.task(name="e2e-kill-collect")
+async def kill_collect(msg: Collected) -> None:
+    await record_event(msg.key, "collected", result=msg.result)
+
+
+KILL_TASKS = [kill_item, kill_collect]
