@@ -648,7 +648,7 @@ class HatchetMageflow(Hatchet):
         slots: int | None = None,
         durable_slots: int | None = None,
         labels: dict[str, str | int] | None = None,
-        workflows: list[BaseWorkflow[Any]] | None = None,
+        workflows: Sequence[BaseWorkflow[Any]] | None = None,
         lifespan: LifespanFn | None = None,
     ) -> Worker:
         """Create a Hatchet worker, exactly like ``Hatchet.worker``.

@@ -329,3 +329,27 @@ async def test_depends_is_resolved_on_the_local_backend(
     sig = await local.sign(deps, n=2)
     assert await sig.aio_run() == {"scale": 20, "tag": "none:2", "db": "session"}
     assert events == ["open", "task", "close"]
+
+
+async def test_stagger_extends_the_local_execution_timeout(redis_url: str) -> None:
+    """The local backend keeps the deadline, so stagger's refresh must move it."""
+    import random
+    from datetime import timedelta
+
+    import mageflow
+
+    class Fixed(random.Random):
+        def uniform(self, a: float, b: float) -> float:
+            return 0.4  # longer than the timeout below; extended by 1 s
+
+    client = mageflow.Mageflow(redis_client=redis_url, backend="local")
+    client.rng = Fixed()
+
+    @client.task(name="staggered", execution_timeout=timedelta(milliseconds=250))
+    @client.stagger_execution(wait_delta=timedelta(seconds=1))
+    async def staggered(msg: dict[str, int]) -> dict[str, str]:
+        return {"ran": "yes"}
+
+    sig = await client.sign(staggered)
+    assert await sig.aio_run({}) == {"ran": "yes"}
+    await client.redis.aclose()

@@ -30,7 +30,7 @@ import enum
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,7 @@ from pydantic import TypeAdapter
 from mageflow.dispatch import SIGNATURE_ID, RunRequest
 from mageflow.errors import UnknownTaskError
 from mageflow.outputs import serialize_output
+from mageflow.stagger import timeout_extender
 
 if TYPE_CHECKING:
     from mageflow.client import HatchetMageflow
@@ -195,7 +196,7 @@ class LocalDispatcher:
             run.attempts = attempt + 1
             ctx_task_retry_count.set(attempt)
             try:
-                output = await asyncio.wait_for(
+                output = await _within_timeout(
                     standalone.aio_mock_run(
                         input=EmptyModel(**run.input),
                         additional_metadata=run.metadata,
@@ -222,3 +223,35 @@ class LocalDispatcher:
             run.state = RunState.SUCCEEDED
             return
         run.state = RunState.FAILED
+
+
+async def _within_timeout(
+    attempt: Coroutine[Any, Any, Any], timeout: float | None
+) -> Any:
+    """Await one attempt under ``execution_timeout``, which it may extend.
+
+    On a worker the engine keeps the deadline and ``ctx.refresh_timeout``
+    moves it; here this function keeps it, and ``stagger_execution`` moves it
+    through :data:`timeout_extender`.
+    """
+    if timeout is None:
+        return await attempt
+    loop = asyncio.get_running_loop()
+    deadline = [loop.time() + timeout]
+
+    def extend(by: timedelta) -> None:
+        deadline[0] += by.total_seconds()
+
+    token = timeout_extender.set(extend)
+    try:
+        running = asyncio.ensure_future(attempt)  # copies the context, extender too
+    finally:
+        timeout_extender.reset(token)
+    while True:
+        done, _ = await asyncio.wait({running}, timeout=deadline[0] - loop.time())
+        if done:
+            return running.result()
+        if loop.time() >= deadline[0]:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            raise asyncio.TimeoutError
