@@ -1,39 +1,67 @@
 """mageflow against plain Hatchet, on a real engine.
 
     scripts/hatchet-engine start      # once
-    python bench/e2e.py [--repeat 3] [--runs 200] [--chain 20]
+    python bench/e2e.py [--repeat 3] [--runs 200] [--chain 20] [--profile]
 
-Starts its own worker (this file, with ``--worker``) in a subprocess, in a
-fresh namespace, and measures wall time from the client's side:
+Starts its own ``redis-server`` on a free loopback port (or uses
+``REDIS_URL``) and its own worker (this file, with ``--worker``) in a
+subprocess, in a fresh Hatchet namespace, and measures wall time from the
+client's side. Every mageflow case includes creating its signatures in
+Redis; it ends when the chain's or swarm's own status in Redis is final
+(polled every ``--poll`` seconds: 5 ms, a fraction of one engine hop).
 
-* chain: a 20-step plain Hatchet DAG (one run, each step after the previous)
-  against 20 sequential ``aio_run`` calls of a mageflow task (mageflow's chain
-  API is not there yet; sequential runs are what a chain does today). A third
-  row, 20 sequential ``aio_run`` of a plain task, separates what sequencing
-  from the client costs from what mageflow's wrapper costs.
+* chain: ``client.chain([...20 no-op tasks])``, started with
+  ``aio_run_no_wait``, against the same 20 no-op steps as one plain Hatchet
+  DAG workflow (``parents=``, one run), timed two ways: ``aio_run`` (the
+  SDK's result listener tells the client), and triggered without waiting,
+  its last step setting a Redis key that the client polls exactly as it
+  polls mageflow's status. Two more rows, 20 sequential ``aio_run`` of a
+  plain task and of a mageflow task, show what one client-driven hop costs
+  and what mageflow's task wrapper adds to it.
+* swarm: ``client.swarm([...200 no-op tasks], max_concurrency=200)`` (and the
+  default 30), closed, started with ``aio_run_no_wait``, against 200 plain
+  runs triggered in bulk (``aio_run_many(..., wait_for_result=False)``),
+  again timed two ways: all results awaited at once with ``aio_result()``,
+  and each run INCRs a Redis counter that the client polls.
 * many: ``aio_run_many`` of 200 runs of a plain task against the same for a
-  mageflow-wrapped task; and the same 200 runs triggered in bulk with all
-  their results awaited at once (``aio_run_many`` awaits results ten at a
-  time, which makes it measure the SDK more than the engine or mageflow).
+  mageflow-wrapped task (no signature); ``aio_run_many`` awaits results ten
+  at a time, so these rows measure the SDK more than the engine or mageflow.
 
-Prints the median of ``--repeat`` rounds (after one warm-up round) and the
-ratio mageflow / plain. Needs the engine's ``HATCHET_CLIENT_*`` settings in
-the environment, or reads them with ``scripts/hatchet-engine env``. The
-mageflow client gets ``REDIS_URL`` if set; these tasks do not use Redis.
+Prints the medians of ``--repeat`` rounds (after one warm-up round, cases
+interleaved), and the ratios mageflow / plain against the targets of issue 6
+(chain <= 1.3x, swarm <= 1.2x). ``--only chain_dag,chain_mf`` runs some cases.
+
+``--profile`` runs each chain and swarm case once more with the worker
+logging, per run, when it started and how long each Redis round trip
+(``SignatureStore`` method) and each trigger took, and with the CPU time of
+each process group (client, worker, redis-server, hatchet-lite, PostgreSQL)
+read from /proc; it prints where one chain hop and the swarm spend their time.
+``--threads N`` (an experiment) gives the worker's event loop a default
+executor of N threads: the SDK runs each trigger's gRPC call in it.
+
+Needs the engine's ``HATCHET_CLIENT_*`` settings in the environment, or reads
+them with ``scripts/hatchet-engine env``.
 """
 
 import argparse
 import asyncio
+import contextlib
+import functools
+import itertools
+import json
 import os
 import platform
+import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +69,9 @@ from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER_NAME = "mageflow-bench"
+FINAL = {"done", "failed", "canceled", "interrupted"}
+CHAIN_TARGET = 1.3
+SWARM_TARGET = 1.2
 
 
 def load_engine_env() -> None:
@@ -73,11 +104,53 @@ def cpu_model() -> str:
     return platform.processor() or "unknown cpu"
 
 
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """``REDIS_URL`` if set, else a private redis-server on a free port."""
+    if url := os.environ.get("REDIS_URL"):
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit("bench/e2e.py needs redis-server (./scripts/test installs it)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="mageflow-bench-redis-") as workdir:
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", workdir],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
+                        c.sendall(b"PING\r\n")
+                        if c.recv(16).startswith(b"+PONG"):
+                            break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f"redis-server did not start on port {port}")
+                time.sleep(0.05)  # ok: polling interval for a condition
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
 # --- the tasks (built after the environment is set) --------------------------
 
 
 class Noop(BaseModel):
     n: int = 0
+    signal: str = ""
+    """Plain runs only: a Redis key to INCR when done (the last DAG step sets
+    it), so plain Hatchet can also be timed to completion the way mageflow is,
+    by polling Redis, instead of through the SDK's result listener."""
 
 
 def build(chain_length: int) -> dict[str, Any]:
@@ -87,10 +160,16 @@ def build(chain_length: int) -> dict[str, Any]:
     import mageflow
 
     hatchet = Hatchet()
-    mf = mageflow.Mageflow(hatchet)
+    mf = mageflow.Mageflow(hatchet)  # Redis from REDIS_URL
+    log = _profile_log()
 
     @hatchet.task(name="bench-plain-noop", input_validator=Noop)
     async def plain_noop(msg: Noop, ctx: Context) -> dict[str, int]:
+        started = time.time()
+        if msg.signal:
+            await mf.redis.incr(msg.signal)
+        if log is not None:
+            log("plain-run", started, time.time())
         return {"n": msg.n}
 
     @mf.task(name="bench-mf-noop")
@@ -99,17 +178,23 @@ def build(chain_length: int) -> dict[str, Any]:
 
     dag = hatchet.workflow(name="bench-plain-dag", input_validator=Noop)
     previous = None
-    for i in range(chain_length):
 
+    def make_step(last: bool) -> Callable[[Noop, Context], Awaitable[Any]]:
         async def step(msg: Noop, ctx: Context) -> dict[str, int]:
+            if log is not None:
+                log("dag-step", time.time(), time.time())
+            if last and msg.signal:
+                await mf.redis.incr(msg.signal)
             return {"n": msg.n}
 
+        return step
+
+    for i in range(chain_length):
         previous = dag.task(
             name=f"step-{i:02d}", parents=[previous] if previous else []
-        )(step)
+        )(make_step(i == chain_length - 1))
 
     return {
-        "Noop": Noop,
         "hatchet": hatchet,
         "mf": mf,
         "plain_noop": plain_noop,
@@ -118,12 +203,82 @@ def build(chain_length: int) -> dict[str, Any]:
     }
 
 
+# --- profiling (worker side, --profile only) ---------------------------------
+
+
+@functools.cache
+def _profile_log() -> Callable[[str, float, float], None] | None:
+    """In the worker with --profile: append (what, start, end) lines to a file.
+
+    Line-buffered, so the bench can read the events of a run right after it
+    (one small write per event; only in profile mode).
+    """
+    path = os.environ.get("MAGEFLOW_BENCH_PROFILE")
+    if not path:
+        return None
+    out = open(path, "a", buffering=1)  # noqa: SIM115 (lives with the worker)
+
+    def log(what: str, start: float, end: float) -> None:
+        out.write(f'["{what}",{start:.6f},{end:.6f}]\n')
+
+    return log
+
+
+def instrument(log: Callable[[str, float, float], None]) -> None:
+    """Time mageflow's Redis round trips, its triggers and each signed run.
+
+    Patches classes and module globals of this worker process only (bench
+    code, mageflow itself is unchanged): every ``SignatureStore`` method, the
+    Hatchet dispatcher's ``trigger``/``trigger_many``, and ``run_signed``
+    (everything mageflow does around a signed run's function).
+    """
+    from mageflow import runtime
+    from mageflow.dispatch.hatchet import HatchetDispatcher
+    from mageflow.store.signatures import SignatureStore
+
+    def timed(owner: Any, name: str, label: str) -> None:
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.time()
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                log(label, start, time.time())
+
+        setattr(owner, name, wrapper)
+
+    for name in ("create", "load", "load_record", "activate", "finish", "targets",
+                 "mark_sent", "swarm_start", "swarm_add", "swarm_item_done",
+                 "swarm_close", "swarm_results"):  # fmt: skip
+        timed(SignatureStore, name, f"redis:{name}")
+    timed(HatchetDispatcher, "trigger", "grpc:trigger")
+    timed(HatchetDispatcher, "trigger_many", "grpc:trigger_many")
+    timed(runtime, "run_signed", "run_signed")
+
+
 def run_worker(chain_length: int, slots: int) -> None:
     t = build(chain_length)
+    workflows = [t["plain_noop"], t["mf_noop"], t["dag"]]
+    log = _profile_log()
+    if log is not None:
+        instrument(log)
+    lifespan = None
+    if threads := int(os.environ.get("MAGEFLOW_BENCH_THREADS") or 0):
+        # an experiment (--threads): the SDK's triggers run in the loop's
+        # default executor, min(32, cores + 4) threads unless set here
+        from concurrent.futures import ThreadPoolExecutor
+
+        async def lifespan() -> Any:
+            asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads))
+            yield None
+
     worker = t["mf"].worker(
         os.environ.get("MAGEFLOW_BENCH_WORKER_NAME", WORKER_NAME),
         slots=slots,
-        workflows=[t["plain_noop"], t["mf_noop"], t["dag"]],
+        workflows=workflows,
+        lifespan=lifespan,
     )
     worker.start()
 
@@ -152,89 +307,365 @@ async def timed(fn: Callable[[], Awaitable[Any]]) -> float:
     return time.perf_counter() - started
 
 
-async def measure(args: argparse.Namespace, process: Any) -> None:
-    t = build(args.chain)
-    await wait_for_worker(
-        t, os.environ["HATCHET_CLIENT_NAMESPACE"] + WORKER_NAME, process
-    )
-    noop = t["Noop"]
+async def wait_final(mf: Any, signature_id: str, poll: float) -> str:
+    """Poll the signature's status field until it is final; return it."""
+    from mageflow.store import keys
 
-    async def dag() -> None:
-        out = await t["dag"].aio_run(noop(n=1))
-        assert len(out) == args.chain, out
+    key = keys.signature(signature_id)
+    while True:
+        status = await mf.redis.hget(key, "status")
+        if status in FINAL:
+            return str(status)
+        await asyncio.sleep(poll)  # ok: polling interval for a condition
 
-    def sequential(task: Any) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
-            for i in range(args.chain):
-                await task.aio_run(noop(n=i))
+
+class Case:
+    def __init__(
+        self, key: str, label: str, run: Callable[["Case"], Awaitable[None]]
+    ) -> None:
+        self.key, self.label, self._run = key, label, run
+        self.times: list[float] = []
+        # client-side phases of the mageflow cases: create, start, wait
+        self.phases: dict[str, list[float]] = defaultdict(list)
+
+    def fn(self) -> Awaitable[None]:
+        return self._run(self)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+def make_cases(args: argparse.Namespace, t: dict[str, Any]) -> list[Case]:
+    mf, mf_noop, plain_noop = t["mf"], t["mf_noop"], t["plain_noop"]
+    n, runs = args.chain, args.runs
+
+    async def mageflow_workflow(case: Case, create: Any) -> None:
+        t0 = time.perf_counter()
+        workflow = await create()
+        t1 = time.perf_counter()
+        await workflow.aio_run_no_wait(Noop(n=1))
+        t2 = time.perf_counter()
+        status = await wait_final(mf, workflow.id, args.poll)
+        t3 = time.perf_counter()
+        assert status == "done", (workflow.id, status)
+        for name, value in (("create", t1 - t0), ("start", t2 - t1),
+                            ("wait", t3 - t2)):  # fmt: skip
+            case.phases[name].append(value)
+
+    async def chain_dag(case: Case) -> None:
+        out = await t["dag"].aio_run(Noop(n=1))
+        assert len(out) == n, out
+
+    async def wait_count(key: str, count: int) -> None:
+        while True:
+            if int(await mf.redis.get(key) or 0) >= count:
+                return
+            await asyncio.sleep(args.poll)  # ok: polling interval for a condition
+
+    async def chain_dag_redis(case: Case) -> None:
+        key = f"bench:signal:{uuid.uuid4().hex}"
+        t0 = time.perf_counter()
+        await t["dag"].aio_run(Noop(n=1, signal=key), wait_for_result=False)
+        t1 = time.perf_counter()
+        await wait_count(key, 1)
+        case.phases["start"].append(t1 - t0)
+        case.phases["wait"].append(time.perf_counter() - t1)
+
+    async def chain_mf(case: Case) -> None:
+        await mageflow_workflow(case, lambda: mf.chain([mf_noop] * n))
+
+    def sequential(task: Any) -> Callable[[Case], Awaitable[None]]:
+        async def run(case: Case) -> None:
+            for i in range(n):
+                await task.aio_run(Noop(n=i))
 
         return run
 
-    def many(task: Any) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
-            items = [task.create_bulk_run_item(noop(n=i)) for i in range(args.runs)]
+    async def swarm_plain(case: Case) -> None:
+        items = [plain_noop.create_bulk_run_item(Noop(n=i)) for i in range(runs)]
+        refs = await plain_noop.aio_run_many(items, wait_for_result=False)
+        results = await asyncio.gather(*(ref.aio_result() for ref in refs))
+        assert len(results) == runs
+
+    async def swarm_plain_redis(case: Case) -> None:
+        key = f"bench:signal:{uuid.uuid4().hex}"
+        items = [
+            plain_noop.create_bulk_run_item(Noop(n=i, signal=key)) for i in range(runs)
+        ]
+        t0 = time.perf_counter()
+        await plain_noop.aio_run_many(items, wait_for_result=False)
+        t1 = time.perf_counter()
+        await wait_count(key, runs)
+        case.phases["start"].append(t1 - t0)
+        case.phases["wait"].append(time.perf_counter() - t1)
+
+    def swarm_mf(cap: int) -> Callable[[Case], Awaitable[None]]:
+        async def create() -> Any:
+            swarm = await mf.swarm([mf_noop] * runs, max_concurrency=cap)
+            await swarm.close()  # complete once every item finished
+            return swarm
+
+        async def run(case: Case) -> None:
+            await mageflow_workflow(case, create)
+
+        return run
+
+    def many(task: Any) -> Callable[[Case], Awaitable[None]]:
+        async def run(case: Case) -> None:
+            items = [task.create_bulk_run_item(Noop(n=i)) for i in range(runs)]
             results = await task.aio_run_many(items)
-            assert len(results) == args.runs
+            assert len(results) == runs
 
         return run
 
-    def many_gathered(task: Any) -> Callable[[], Awaitable[None]]:
-        # the same runs, but all results awaited at once: aio_run_many awaits
-        # them 10 at a time, which dominates its time on a fast engine
-        async def run() -> None:
-            items = [task.create_bulk_run_item(noop(n=i)) for i in range(args.runs)]
-            refs = await task.aio_run_many(items, wait_for_result=False)
-            results = await asyncio.gather(*(ref.aio_result() for ref in refs))
-            assert len(results) == args.runs
+    cap = args.max_concurrency
+    cases = [
+        Case("chain_dag", f"chain {n}: plain DAG, aio_run", chain_dag),
+        Case("chain_dag_redis", f"chain {n}: plain DAG, done polled in Redis",
+             chain_dag_redis),
+        Case("chain_mf", f"chain {n}: mageflow client.chain", chain_mf),
+        Case("seq_plain", f"chain {n}: plain aio_run x{n}", sequential(plain_noop)),
+        Case("seq_mf", f"chain {n}: mageflow task aio_run x{n}", sequential(mf_noop)),
+        Case("swarm_plain", f"swarm {runs}: plain aio_run_many, gathered", swarm_plain),
+        Case("swarm_plain_redis", f"swarm {runs}: plain, done polled in Redis",
+             swarm_plain_redis),
+        Case(f"swarm_mf_{cap}", f"swarm {runs}: mageflow, max_concurrency={cap}",
+             swarm_mf(cap)),
+        Case("swarm_mf_30", f"swarm {runs}: mageflow, max_concurrency=30",
+             swarm_mf(30)),
+        Case("many_plain", f"many {runs}: plain aio_run_many", many(plain_noop)),
+        Case("many_mf", f"many {runs}: mageflow task aio_run_many", many(mf_noop)),
+    ]  # fmt: skip
+    if args.only:
+        wanted = set(args.only.split(","))
+        cases = [c for c in cases if c.key in wanted]
+    return cases
 
-        return run
 
-    cases: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-        (f"chain {args.chain}: plain DAG (1 run)", dag),
-        (
-            f"chain {args.chain}: plain aio_run x{args.chain}",
-            sequential(t["plain_noop"]),
-        ),
-        (
-            f"chain {args.chain}: mageflow aio_run x{args.chain}",
-            sequential(t["mf_noop"]),
-        ),
-        (f"many {args.runs}: plain aio_run_many", many(t["plain_noop"])),
-        (f"many {args.runs}: mageflow aio_run_many", many(t["mf_noop"])),
-        (f"many {args.runs}: plain, results gathered", many_gathered(t["plain_noop"])),
-        (f"many {args.runs}: mageflow, results gathered", many_gathered(t["mf_noop"])),
-    ]
-    times: dict[str, list[float]] = {name: [] for name, _ in cases}
-    for _, fn in cases:  # warm-up round: connections, listeners, first dispatch
-        await timed(fn)
-    for _ in range(args.repeat):
-        for name, fn in cases:  # interleaved, so drift hits every case alike
-            times[name].append(await timed(fn))
-    median = {name: statistics.median(v) for name, v in times.items()}
-
-    names = [name for name, _ in cases]
+def print_table(args: argparse.Namespace, cases: list[Case]) -> None:
+    by_key = {c.key: c for c in cases}
     print()
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()}")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average at the end (1, 5, 15 min): {load}; the engine is shared")
     print(
         f"engine: hatchet-lite (scripts/hatchet-engine), worker slots {args.slots}, "
         f"median of {args.repeat} rounds after 1 warm-up"
     )
     print()
-    width = max(len(n) for n in names)
+    width = max(len(c.label) for c in cases)
     print(f"{'case':<{width}}  {'median s':>9}  {'min s':>7}  {'max s':>7}")
     print(f"{'-' * width}  {'-' * 9}  {'-' * 7}  {'-' * 7}")
-    for name in names:
-        v = times[name]
-        print(f"{name:<{width}}  {median[name]:>9.3f}  {min(v):>7.3f}  {max(v):>7.3f}")
+    for c in cases:
+        print(
+            f"{c.label:<{width}}  {c.median:>9.3f}  {min(c.times):>7.3f}  "
+            f"{max(c.times):>7.3f}"
+        )
     print()
-    chain_vs_dag = median[names[2]] / median[names[0]]
-    chain_vs_seq = median[names[2]] / median[names[1]]
-    many_ratio = median[names[4]] / median[names[3]]
-    print(f"ratio chain, mageflow sequential / plain DAG:        {chain_vs_dag:.2f}x")
-    print(f"ratio chain, mageflow sequential / plain sequential: {chain_vs_seq:.2f}x")
-    gathered_ratio = median[names[6]] / median[names[5]]
-    print(f"ratio many,  mageflow / plain aio_run_many:          {many_ratio:.2f}x")
-    print(f"ratio many,  mageflow / plain, results gathered:     {gathered_ratio:.2f}x")
+
+    def ratio(what: str, top: str, bottom: str, target: float | None) -> None:
+        if top in by_key and bottom in by_key:
+            r = by_key[top].median / by_key[bottom].median
+            verdict = ""
+            if target is not None:
+                verdict = (
+                    f"  (target <= {target}x: {'met' if r <= target else 'MISSED'})"
+                )
+            print(f"ratio {what:<46} {r:>5.2f}x{verdict}")
+
+    cap = args.max_concurrency
+    ratio("chain, mageflow chain / plain DAG", "chain_mf", "chain_dag", CHAIN_TARGET)
+    ratio("chain, mageflow chain / plain DAG polled", "chain_mf", "chain_dag_redis",
+          CHAIN_TARGET)  # fmt: skip
+    ratio("chain, mageflow aio_run x20 / plain aio_run x20", "seq_mf", "seq_plain",
+          None)  # fmt: skip
+    ratio(f"swarm, mageflow (cap {cap}) / plain gathered", f"swarm_mf_{cap}",
+          "swarm_plain", SWARM_TARGET)  # fmt: skip
+    ratio(f"swarm, mageflow (cap {cap}) / plain polled", f"swarm_mf_{cap}",
+          "swarm_plain_redis", SWARM_TARGET)  # fmt: skip
+    ratio("swarm, mageflow (cap 30) / plain gathered", "swarm_mf_30",
+          "swarm_plain", None)  # fmt: skip
+    ratio("many, mageflow task / plain aio_run_many", "many_mf", "many_plain", None)
+    phased = [c for c in cases if c.phases]
+    if phased:
+        print()
+        print(
+            "client-side phases (median s): create (mageflow: store the "
+            "signatures) / start (trigger) / wait"
+        )
+        for c in phased:
+            parts = " / ".join(
+                f"{statistics.median(c.phases[p]):.3f}" if c.phases[p] else "  -  "
+                for p in ("create", "start", "wait")
+            )
+            print(f"  {c.label:<{width}}  {parts}")
+
+
+# --- the profile -------------------------------------------------------------
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def _read_events(path: Path, offset: int) -> list[tuple[str, float, float]]:
+    with path.open() as f:
+        f.seek(offset)
+        return [tuple(json.loads(line)) for line in f if line.strip()]  # type: ignore[misc]
+
+
+CPU_GROUPS = ("bench client", "worker", "redis-server", "hatchet-lite", "postgres")
+
+
+def cpu_seconds(worker_pid: int, redis_port: str) -> dict[str, float]:
+    """CPU time (user + system) used so far by each group of processes.
+
+    From /proc: this process, the worker's process group (the worker and the
+    SDK's action-listener process), our redis-server, hatchet-lite and
+    PostgreSQL. The engine's groups include anything else running on it.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = dict.fromkeys(CPU_GROUPS, 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        used = (int(fields[11]) + int(fields[12])) / tick
+        pid, pgrp = int(entry.name), int(fields[2])
+        if pid == os.getpid():
+            group = "bench client"
+        elif pgrp == worker_pid:
+            group = "worker"
+        elif comm.startswith("redis-server") and f":{redis_port}" in cmdline:
+            group = "redis-server"
+        elif comm.startswith("hatchet-lite"):
+            group = "hatchet-lite"
+        elif comm.startswith("postgres"):
+            group = "postgres"
+        else:
+            continue
+        totals[group] += used
+    return totals
+
+
+async def profiled(
+    args: argparse.Namespace, case: Case, path: Path
+) -> tuple[float, dict[str, float], list[tuple[str, float, float]], float, float]:
+    """Run ``case`` once more: its wall time, CPU per group, worker events."""
+    size = _size(path)
+    cpu_before = cpu_seconds(args.worker_pid, args.redis_port)
+    start = time.time()
+    await timed(case.fn)
+    end = time.time()
+    await asyncio.sleep(0.5)  # ok: the worker's last writes of the run land
+    cpu_after = cpu_seconds(args.worker_pid, args.redis_port)
+    cpu = {g: cpu_after[g] - cpu_before[g] for g in CPU_GROUPS}
+    events = [e for e in _read_events(path, size) if start <= e[1] <= end]
+    return end - start, cpu, events, start, end
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:7.1f} ms"
+
+
+def summarize_ops(events: list[tuple[str, float, float]], runs: int) -> None:
+    totals: dict[str, list[float]] = defaultdict(list)
+    for what, s, e in events:
+        if what.startswith(("redis:", "grpc:")):
+            totals[what].append(e - s)
+    for what in sorted(totals):
+        v = totals[what]
+        print(
+            f"    {what:<22} x{len(v):<4} median {ms(statistics.median(v))}  "
+            f"total {ms(sum(v))}  ({len(v) / runs:.1f} per run)"
+        )
+
+
+async def profile(
+    args: argparse.Namespace, t: dict[str, Any], cases: list[Case]
+) -> None:
+    path = Path(args.profile_path)
+    by_key = {c.key: c for c in cases}
+    print()
+    print("profile: one more run of each, with the worker's own timings and the")
+    print("CPU seconds each process group used during it (2 cores = 2 s per s)")
+
+    # Redis round trip seen from this process, for scale
+    mf = t["mf"]
+    pings = []
+    for _ in range(200):
+        s = time.perf_counter()
+        await mf.redis.ping()
+        pings.append(time.perf_counter() - s)
+    print(f"  Redis PING round trip, idle: median {ms(statistics.median(pings))}")
+
+    keys = ["chain_dag", "chain_dag_redis", "chain_mf", "swarm_plain_redis",
+            f"swarm_mf_{args.max_concurrency}", "swarm_mf_30"]  # fmt: skip
+    for key in keys:
+        if key not in by_key:
+            continue
+        case = by_key[key]
+        wall, cpu, events, start, end = await profiled(args, case, path)
+        print()
+        print(f"  {case.label}: {wall:.3f} s")
+        work = [e for e in events if e[0] in ("run_signed", "dag-step", "plain-run")]
+        if work:
+            first, last = min(e[1] for e in work), max(e[2] for e in work)
+            print(
+                f"    case start -> first run starts {ms(first - start)}; "
+                f"last run ends -> case end {ms(end - last)}"
+            )
+        print("    CPU s: " + ", ".join(f"{g} {cpu[g]:.2f}" for g in CPU_GROUPS))
+        runs = sorted((s, e) for what, s, e in events if what == "run_signed")
+        steps = sorted(s for what, s, _ in events if what == "dag-step")
+        if steps:
+            gaps = [b - a for a, b in itertools.pairwise(steps)]
+            print(
+                f"    step start -> next step start: median "
+                f"{ms(statistics.median(gaps))} (the engine's DAG hop)"
+            )
+        if runs and key == "chain_mf":
+            hop = statistics.median(b[0] - a[0] for a, b in itertools.pairwise(runs))
+            work = statistics.median(e - s for s, e in runs)
+            print(
+                f"    step start -> next step start: median {ms(hop)}; of it, in "
+                f"the worker around the function (run_signed) {ms(work)}, the "
+                f"rest {ms(hop - work)} (engine: new run queued, assigned, "
+                "delivered; SDK)"
+            )
+        elif runs:
+            first, last = runs[0][0], max(e for _, e in runs)
+            inside = [e - s for s, e in runs]
+            print(
+                f"    {len(runs)} runs, first start -> last end {ms(last - first)}; "
+                f"run_signed median {ms(statistics.median(inside))}"
+            )
+        if runs:
+            summarize_ops(events, len(runs))
+
+
+async def measure(args: argparse.Namespace, process: Any) -> None:
+    t = build(args.chain)
+    await wait_for_worker(
+        t, os.environ["HATCHET_CLIENT_NAMESPACE"] + WORKER_NAME, process
+    )
+    cases = make_cases(args, t)
+    for case in cases:  # warm-up round: connections, listeners, first dispatch
+        await timed(case.fn)
+        case.phases.clear()
+    for _ in range(args.repeat):
+        for case in cases:  # interleaved, so drift hits every case alike
+            case.times.append(await timed(case.fn))
+    print_table(args, cases)
+    if args.profile:
+        await profile(args, t, cases)
 
 
 def main() -> None:
@@ -243,6 +674,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--chain", type=int, default=20)
     parser.add_argument("--slots", type=int, default=100)
+    parser.add_argument("--max-concurrency", type=int, default=200)
+    parser.add_argument("--poll", type=float, default=0.005)
+    parser.add_argument("--only", help="comma-separated case keys, e.g. chain_dag")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="experiment: the worker loop's default executor size (SDK triggers)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     load_engine_env()
@@ -250,30 +691,42 @@ def main() -> None:
         run_worker(args.chain, args.slots)
         return
     os.environ["HATCHET_CLIENT_NAMESPACE"] = f"bench_{uuid.uuid4().hex[:8]}_"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    log_path = Path(tempfile.mkdtemp(prefix="mageflow-bench-")) / "worker.log"
+    workdir = Path(tempfile.mkdtemp(prefix="mageflow-bench-"))
+    log_path = workdir / "worker.log"
     os.environ["MAGEFLOW_BENCH_WORKER_LOG"] = str(log_path)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", "--chain", str(args.chain),
-             "--slots", str(args.slots)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        asyncio.run(measure(args, process))
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+    args.profile_path = str(workdir / "profile.jsonl")
+    with redis_server() as redis_url:
+        os.environ["REDIS_URL"] = redis_url
+        args.redis_port = redis_url.rsplit(":", 1)[-1].split("/")[0]
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(ROOT), os.environ.get("PYTHONPATH", "")]
+            ),
+        }
+        if args.profile:
+            env["MAGEFLOW_BENCH_PROFILE"] = args.profile_path
+        if args.threads:
+            env["MAGEFLOW_BENCH_THREADS"] = str(args.threads)
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, __file__, "--worker", "--chain", str(args.chain),
+                 "--slots", str(args.slots)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        args.worker_pid = process.pid
+        try:
+            asyncio.run(measure(args, process))
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
