@@ -315,7 +315,7 @@ class HatchetMageflow(Hatchet):
             return_field_of(options.get("input_validator")),
             None
             if plan.return_hint is NO_RETURN_HINT
-            else TypeAdapter(plan.return_hint),
+            else TypeAdapter(cast(Any, plan.return_hint)),
         )
         # Lets `mageflow.sign(task)` find the client from the task alone.
         standalone._mageflow_client = self  # type: ignore[attr-defined]
