@@ -5,7 +5,7 @@
 
 Everything runs on the local backend (hatchet-sdk's ``aio_mock_run``, a real
 ``Context``) against a real ``redis-server`` (``REDIS_URL``, or one started
-here on a free loopback port and stopped afterwards).
+here by mageflow.embedded and stopped afterwards).
 
 Table 1 counts, per operation:
 
@@ -37,11 +37,6 @@ import contextvars
 import functools
 import os
 import platform
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -56,6 +51,7 @@ import mageflow
 from mageflow import HatchetMageflow, ReturnValue, TaskError, TaskSignature
 from mageflow.dispatch import RunRequest
 from mageflow.dispatch.local import LocalDispatcher
+from mageflow.embedded import ensure_redis
 from mageflow.launch import request_for
 from mageflow.store import keys
 
@@ -264,40 +260,6 @@ async def measure(
 
 
 # --- the server, the machine, the tables ----------------------------------------
-
-
-@contextmanager
-def redis_server() -> Iterator[str]:
-    """``REDIS_URL``, or a throw-away ``redis-server`` on a free port."""
-    if url := os.environ.get("REDIS_URL"):
-        yield url
-        return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit(
-            "redis-server is not installed: run ./scripts/test once, or set REDIS_URL"
-        )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with tempfile.TemporaryDirectory(prefix="mageflow-bench-") as workdir:
-        process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", workdir],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.02)  # ok: waiting for the server to listen
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 def machine(redis_version: str) -> str:
@@ -569,7 +531,7 @@ async def main(quick: bool) -> None:
     repeats = 50 if quick else 200
     batch = 500 if quick else 2_000
     traffic = Traffic()
-    with redis_server() as url:
+    with ensure_redis(probe=None) as url:  # REDIS_URL, else a private server
         async with bench_client(url) as client:
             version = (await client.redis.info("server"))["redis_version"]
             print(machine(version))

@@ -5,7 +5,7 @@
 
 Every run goes through the local backend (hatchet-sdk's ``aio_mock_run``, a
 real ``Context``) against a real ``redis-server`` (``REDIS_URL``, or one
-started here on a free port). Round trips are counted at the Redis client's
+started here by mageflow.embedded). Round trips are counted at the Redis client's
 socket writes (a pipeline is one), so "round trips per item" is exact, not
 sampled. The table shows how the cost grows with the swarm: per-item round
 trips must stay flat, and throughput should too.
@@ -17,14 +17,7 @@ import argparse
 import asyncio
 import os
 import platform
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel
@@ -32,6 +25,7 @@ from redis.asyncio.connection import AbstractConnection
 
 import mageflow
 from mageflow.dispatch.local import LocalDispatcher
+from mageflow.embedded import ensure_redis
 
 
 class Item(BaseModel):
@@ -54,39 +48,6 @@ class RoundTrips:
         AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
 
 
-@contextmanager
-def redis_server() -> Iterator[str]:
-    if url := os.environ.get("REDIS_URL"):
-        yield url
-        return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit(
-            "redis-server is not installed: run ./scripts/test once, or set REDIS_URL"
-        )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with tempfile.TemporaryDirectory() as workdir:
-        process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", workdir],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.02)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            process.terminate()
-            process.wait()
-
-
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     try:
@@ -102,7 +63,7 @@ def machine() -> str:
 
 async def main(quick: bool) -> None:
     trips = RoundTrips()
-    with redis_server() as url:
+    with ensure_redis(probe=None) as url:  # REDIS_URL, else a private server
         client = mageflow.Mageflow(redis_client=url, backend="local")
         await client.redis.flushdb()
         server = (await client.redis.info("server"))["redis_version"]
