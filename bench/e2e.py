@@ -232,8 +232,8 @@ def instrument(log: Callable[[str, float, float], None]) -> None:
     Hatchet dispatcher's ``trigger``/``trigger_many``, and ``run_signed``
     (everything mageflow does around a signed run's function).
     """
-    from mageflow import runtime
     from mageflow.dispatch.hatchet import HatchetDispatcher
+    from mageflow.run import entry
     from mageflow.store.signatures import SignatureStore
 
     def timed(owner: Any, name: str, label: str) -> None:
@@ -255,7 +255,7 @@ def instrument(log: Callable[[str, float, float], None]) -> None:
         timed(SignatureStore, name, f"redis:{name}")
     timed(HatchetDispatcher, "trigger", "grpc:trigger")
     timed(HatchetDispatcher, "trigger_many", "grpc:trigger_many")
-    timed(runtime, "run_signed", "run_signed")
+    timed(entry, "run_signed", "run_signed")
 
 
 def run_worker(chain_length: int, slots: int) -> None:

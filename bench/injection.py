@@ -15,7 +15,7 @@ Table 1 times the injection layer alone, on an already-validated message:
 * direct:   the user's function, called with hand-built arguments (for a
             dependency: the dependency awaited by hand first);
 * mageflow: the wrapper mageflow hands to Hatchet
-            (:func:`mageflow.runtime.make_task_callable`), which assembles
+            (:func:`mageflow.run.entry.make_task_callable`), which assembles
             the arguments from the plan and calls the function;
 * hatchet:  Hatchet's per-run path for the same function declared with plain
             ``Hatchet.task``: ``task._unpack_dependencies_with_cleanup(ctx)``,
@@ -39,6 +39,7 @@ import gc
 import math
 import os
 import platform
+import random
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -51,11 +52,12 @@ from hatchet_sdk.runnables.task import Task
 from pydantic import BaseModel
 
 import mageflow
-from mageflow import AcceptParams, HatchetMageflow, TaskSignature
-from mageflow.injection.plan import InjectionPlan, build_plan
+from mageflow import AcceptParams, HatchetMageflow, TaskSignature, scope
+from mageflow.injection.plan import InjectionPlan, PlanCell, build_plan
 from mageflow.injection.resolve import Exits, assemble, assemble_with_dependencies
 from mageflow.markers import read_marks
-from mageflow.runtime import PlanCell, make_task_callable
+from mageflow.run.entry import make_task_callable
+from mageflow.run.runtime import TaskRuntime
 from mageflow.testing import offline_hatchet
 
 REPEATS = 7
@@ -337,7 +339,14 @@ async def measure(
         config=AcceptParams.NO_CTX,
         marks=read_marks(scenario.fn),
     )
-    run_task = make_task_callable(PlanCell(plan), client)
+    runtime = TaskRuntime(
+        client.engine,
+        client.dependency_overrides,
+        random.Random(),
+        scope.in_effect,
+        client,
+    )
+    run_task = make_task_callable(PlanCell(plan), runtime)
 
     # The paths must all work before they are timed.
     await scenario.direct(msg, ctx)(1)

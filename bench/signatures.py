@@ -52,7 +52,7 @@ from mageflow import HatchetMageflow, ReturnValue, TaskError, TaskSignature
 from mageflow.dispatch import RunRequest
 from mageflow.dispatch.local import LocalDispatcher
 from mageflow.embedded import ensure_redis
-from mageflow.launch import request_for
+from mageflow.engine.inputs import request_for
 from mageflow.store import keys
 
 ROUND_TRIP_TARGET = 3

@@ -21,9 +21,11 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from mageflow.connection import REDIS_URL_ENV
 from mageflow.errors import CorruptSignatureError, SignatureNotFoundError
+from mageflow.store import RedisConnection, SignatureStore
+from mageflow.store.connection import REDIS_URL_ENV
 from mageflow.tree import TreeNode, build_tree
+from mageflow.ttl import TTLConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,15 +65,12 @@ def _as_json(node: TreeNode) -> dict[str, Any]:
 
 
 async def _inspect(url: str, signature_id: str) -> TreeNode:
-    from mageflow.client import Mageflow
-
-    # The local backend needs no Hatchet credentials; nothing is run here.
-    client = Mageflow(redis_client=url, backend="local")
+    # Only the store: reading Redis needs no Hatchet client and no engine.
+    connection = RedisConnection(url)
     try:
-        return await build_tree(client, signature_id)
+        return await build_tree(SignatureStore(connection, TTLConfig()), signature_id)
     finally:
-        await client.redis.aclose()
-        await client.redis.connection_pool.disconnect()
+        await connection.aclose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,19 +4,18 @@
 client's connection), so every Hatchet attribute and method works on it, and
 code that wants a ``Hatchet`` accepts it. It overrides only what it must:
 ``task`` and ``durable_task`` plan injection and wrap the function, and
-``worker`` adds mageflow's lifespan. All state lives on the instance, so two
-clients in one process never see each other's tasks or Redis.
+``worker`` adds mageflow's lifespan. Its workflow methods are one line into
+its :class:`~mageflow.engine.workflows.WorkflowEngine`. All state lives on
+the instance, so two clients in one process never see each other's tasks or
+Redis.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import random
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
@@ -29,33 +28,31 @@ from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from typing_extensions import Unpack
 
-from mageflow import chains as chain_module
-from mageflow import swarms as swarm_module
+from mageflow import scope
+from mageflow._hatchet import share_client_state
 from mageflow.callbacks import return_field_of
-from mageflow.connection import RedisConnection
-from mageflow.containers import cascade
-from mageflow.current import active_client
 from mageflow.dispatch import Dispatcher
 from mageflow.dispatch.hatchet import HatchetDispatcher
 from mageflow.dispatch.local import LocalDispatcher
-from mageflow.errors import InjectionError, InvalidTransitionError, UnknownTaskError
-from mageflow.injection.plan import NO_RETURN_HINT, InjectionPlan, build_plan, explain
+from mageflow.engine.signing import Signer
+from mageflow.engine.workflows import WorkflowEngine
+from mageflow.errors import InjectionError
+from mageflow.injection.plan import NO_RETURN_HINT, PlanCell, build_plan, explain
 from mageflow.injection.resolve import Override
-from mageflow.launch import jsonable, message_data, request_for
-from mageflow.launch import start as start_targets
 from mageflow.markers import F, add_mark, read_marks
 from mageflow.params import AcceptParams
-from mageflow.runtime import PlanCell, make_task_callable
+from mageflow.registry import RegisteredTask, TaskRegistry
+from mageflow.run.entry import make_task_callable
+from mageflow.run.runtime import TaskRuntime
 from mageflow.signature import (
+    CallbackSpec,
     ChainSignature,
-    Message,
-    SignatureStatus,
+    SignatureOrRef,
     SwarmSignature,
+    TaskRef,
     TaskSignature,
 )
-from mageflow.signed_run import send_recorded_callbacks
-from mageflow.store import CallbackTarget, SignatureStore
-from mageflow.store.signatures import decode, encode, kind_of
+from mageflow.store import RedisConnection, SignatureStore
 from mageflow.task_options import (
     DURABLE_TASK_OPTION_NAMES,
     TASK_OPTION_NAMES,
@@ -63,6 +60,7 @@ from mageflow.task_options import (
     TaskOptions,
     check_options,
 )
+from mageflow.testing import offline_hatchet
 from mageflow.ttl import TTLConfig
 
 P = ParamSpec("P")
@@ -71,21 +69,18 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 Backend = Literal["hatchet", "local"]
 BACKEND_ENV = "MAGEFLOW_BACKEND"
 
-TaskRef = Standalone[Any, Any] | str
-"""A task, as an object declared with a mageflow client or by name."""
 
-CallbackSpec = TaskSignature[Any] | TaskRef | Sequence[TaskSignature[Any] | TaskRef]
-"""A callback: a signature, a task, a task name, or a list of them."""
+def owner_of(task: Standalone[Any, Any]) -> HatchetMageflow | None:
+    """The live client that declared this task object, if any."""
+    for client in list(scope.live):
+        if isinstance(client, HatchetMageflow) and client.registry.owns(task):
+            return client
+    return None
 
 
-@dataclass(frozen=True)
-class RegisteredTask:
-    """A task declared with this client: what mageflow knows about it."""
-
-    standalone: Standalone[Any, Any]
-    cell: PlanCell
-    return_field: str | None
-    output: TypeAdapter[Any] | None
+def _find_task(task: Standalone[Any, Any]) -> RegisteredTask | None:
+    owner = owner_of(task)
+    return None if owner is None else owner.registry.get(task.name)
 
 
 class HatchetMageflow(Hatchet):
@@ -105,21 +100,37 @@ class HatchetMageflow(Hatchet):
     ) -> None:
         # Share the wrapped client's connection and config instead of opening
         # new ones: this object is that client, with more behaviour.
-        self.__dict__.update(hatchet.__dict__)
+        share_client_state(self, hatchet)
         self._mageflow_redis = redis
         self._param_config = param_config
-        self._tasks: dict[str, RegisteredTask] = {}
-        # One generator per client, so stagger delays never share hidden state.
-        self.rng = random.Random()
-        self.store = SignatureStore(redis, ttl or TTLConfig())
+        self.backend: Backend = backend
+        self.registry = TaskRegistry()
         self.dependency_overrides: dict[object, Override] = {}
         """Test-time replacements for dependencies and injectables, keyed by
         the ``Depends`` function or the ``Context`` / ``TaskSignature`` type.
         Empty in production, where the run path never looks further."""
-        self.backend: Backend = backend
-        self.dispatch_backend: Dispatcher = (
-            LocalDispatcher(self) if backend == "local" else HatchetDispatcher(self)
+        dispatcher: Dispatcher = (
+            LocalDispatcher(self.registry)
+            if backend == "local"
+            else HatchetDispatcher(self)
         )
+        self.engine = WorkflowEngine(
+            SignatureStore(redis, ttl or TTLConfig()),
+            dispatcher,
+            self.registry,
+            Signer(
+                self.registry, strict_names=backend == "local", find_task=_find_task
+            ),
+        )
+        # One generator per client, so stagger delays never share hidden state.
+        self._runtime = TaskRuntime(
+            self.engine,
+            self.dependency_overrides,
+            random.Random(),
+            scope.in_effect,
+            self,
+        )
+        scope.live.add(self)
 
     # --- configuration ----------------------------------------------------
 
@@ -136,6 +147,25 @@ class HatchetMageflow(Hatchet):
             ``REDIS_URL`` is not set.
         """
         return self._mageflow_redis.client
+
+    @property
+    def store(self) -> SignatureStore:
+        """Where this client's signatures live (one round trip per call)."""
+        return self.engine.store
+
+    @property
+    def dispatch_backend(self) -> Dispatcher:
+        """What starts runs: Hatchet, or the local backend's in-process runner."""
+        return self.engine.dispatcher
+
+    @property
+    def rng(self) -> random.Random:
+        """The generator ``stagger_execution`` draws delays from."""
+        return self._runtime.rng
+
+    @rng.setter
+    def rng(self, value: random.Random) -> None:
+        self._runtime.rng = value
 
     # --- marking decorators ------------------------------------------------
 
@@ -226,11 +256,7 @@ class HatchetMageflow(Hatchet):
         :raises TypeError: at once, for an option Hatchet does not know.
         """
         check_options("task", options, TASK_OPTION_NAMES)
-
-        def decorate(fn: Callable[..., Any]) -> Standalone[Any, Any]:
-            return self._declare(fn, durable=False, options=options)
-
-        return decorate
+        return lambda fn: self._declare(fn, durable=False, options=options)
 
     @overload
     def durable_task(
@@ -275,11 +301,7 @@ class HatchetMageflow(Hatchet):
         ``DurableContext``.
         """
         check_options("durable_task", options, DURABLE_TASK_OPTION_NAMES)
-
-        def decorate(fn: Callable[..., Any]) -> Standalone[Any, Any]:
-            return self._declare(fn, durable=True, options=options)
-
-        return decorate
+        return lambda fn: self._declare(fn, durable=True, options=options)
 
     def _declare(
         self, fn: Callable[..., Any], *, durable: bool, options: dict[str, Any]
@@ -287,7 +309,8 @@ class HatchetMageflow(Hatchet):
         if isinstance(fn, BaseWorkflow):
             raise InjectionError(
                 f"{fn.name!r} is already a Hatchet task; decorate the function "
-                "with @client.task(...) once."
+                "with @client.task(...) once.",
+                task_name=fn.name,
             )
         task_name = options.get("name") or getattr(fn, "__name__", None)
         if not task_name:
@@ -304,54 +327,51 @@ class HatchetMageflow(Hatchet):
         if options.get("input_validator") is None and plan.input_model is not None:
             options = {**options, "input_validator": plan.input_model}
         cell = PlanCell(plan)
-        run_task = make_task_callable(cell, self)
         declare: Callable[..., Callable[[Callable[..., Any]], Any]] = (
             Hatchet.durable_task if durable else Hatchet.task
         )
-        standalone = cast("Standalone[Any, Any]", declare(self, **options)(run_task))
-        self._tasks[standalone.name] = RegisteredTask(
-            standalone,
-            cell,
-            return_field_of(options.get("input_validator")),
+        standalone = cast(
+            "Standalone[Any, Any]",
+            declare(self, **options)(make_task_callable(cell, self._runtime)),
+        )
+        output = (
             None
             if plan.return_hint is NO_RETURN_HINT
-            else TypeAdapter(cast(Any, plan.return_hint)),
+            else TypeAdapter(cast(Any, plan.return_hint))
         )
-        # Lets `mageflow.sign(task)` find the client from the task alone.
-        standalone._mageflow_client = self  # type: ignore[attr-defined]
+        self.registry.add(
+            RegisteredTask(
+                standalone,
+                cell,
+                return_field_of(options.get("input_validator")),
+                output,
+            )
+        )
         return standalone
 
     def registered_task(self, name: str) -> RegisteredTask | None:
         """The task declared with this client under ``name``, if any."""
-        return self._tasks.get(name)
+        return self.registry.get(name)
 
     def explain(self, task: Standalone[Any, Any] | str) -> str:
-        """A readable account of what each parameter of ``task`` receives."""
-        return explain(self._plan_of(task))
+        """A readable account of what each parameter of ``task`` receives.
 
-    def _plan_of(self, task: Standalone[Any, Any] | str) -> InjectionPlan:
-        name = task if isinstance(task, str) else task.name
-        registered = self._tasks.get(name)
-        if registered is None:
-            raise KeyError(
-                f"{name!r} was not declared with this client's @task or "
-                "@durable_task, so mageflow has no plan for it."
-            )
-        return registered.cell.plan
-
-    # --- signatures ----------------------------------------------------------
+        :raises UnknownTaskError: ``task`` was not declared with this client.
+        """
+        return explain(
+            self.registry.plan_of(task if isinstance(task, str) else task.name)
+        )
 
     @contextlib.contextmanager
     def use(self) -> Iterator[HatchetMageflow]:
-        """Make this client the one ``mageflow.sign(...)`` & co. use, in a block.
-
-        Inside a task this is automatic; use it in scripts and tests.
-        """
-        token = active_client.set(self)
+        """Make this the client ``mageflow.sign(...)`` & co. use, in a block."""
+        token = scope.in_effect.set(self)
         try:
             yield self
         finally:
-            active_client.reset(token)
+            scope.in_effect.reset(token)
+
+    # --- workflows: one line each into the engine ----------------------------
 
     @overload
     async def sign(
@@ -402,145 +422,32 @@ class HatchetMageflow(Hatchet):
 
         One Redis round trip, however many callbacks are created with it.
         """
-        records: list[tuple[str, Mapping[str, str]]] = []
-        signature = self._new_signature(task, kwargs, task_identifiers)
-        signature.success_callbacks = self._callback_ids(success, records)
-        signature.error_callbacks = self._callback_ids(error, records)
-        records.append((signature.id, encode(signature)))
-        await self.store.create(records)
-        signature._client = self
-        return signature
-
-    def _new_signature(
-        self,
-        task: TaskRef,
-        kwargs: dict[str, Any],
-        task_identifiers: dict[str, Any] | None,
-    ) -> TaskSignature[Any]:
-        name, return_field = self._resolve_task(task)
-        return TaskSignature(
-            task_name=name,
-            kwargs=jsonable(kwargs),
-            task_identifiers=jsonable(task_identifiers or {}),
-            return_field=return_field,
+        return await self.engine.sign(
+            task,
+            success=success,
+            error=error,
+            task_identifiers=task_identifiers,
+            kwargs=kwargs,
         )
-
-    def _resolve_task(self, task: TaskRef) -> tuple[str, str | None]:
-        if isinstance(task, str):
-            registered = self._tasks.get(task)
-            if registered is not None:
-                return task, registered.return_field
-            if self.backend == "local":
-                raise UnknownTaskError(
-                    f"no task named {task!r} is declared on this client. Known "
-                    f"tasks: {', '.join(sorted(self._tasks)) or 'none'}."
-                )
-            return task, None
-        if isinstance(task, BaseWorkflow):
-            owner = getattr(task, "_mageflow_client", None)
-            if owner is None:
-                raise UnknownTaskError(
-                    f"task {task.name!r} was declared with plain Hatchet, so it "
-                    "cannot run a signature. Declare it with a mageflow client's "
-                    "@client.task(...)."
-                )
-            registered = owner.registered_task(task.name)
-            return task.name, registered.return_field if registered else None
-        raise TypeError(
-            f"expected a task or a task name, got {type(task).__name__}: {task!r}."
-        )
-
-    def _callback_ids(
-        self,
-        spec: CallbackSpec | None,
-        records: list[tuple[str, Mapping[str, str]]],
-    ) -> list[str]:
-        if spec is None:
-            return []
-        items = (
-            list(spec)
-            if isinstance(spec, Sequence) and not isinstance(spec, str)
-            else [spec]
-        )
-        ids: list[str] = []
-        for item in items:
-            if isinstance(item, TaskSignature):
-                ids.append(item.id)
-                continue
-            callback = self._new_signature(item, {}, None)
-            records.append((callback.id, encode(callback)))
-            ids.append(callback.id)
-        return ids
 
     async def load_signature(self, signature_id: str) -> TaskSignature[Any] | None:
         """The stored signature with this id, or ``None``.
 
         :raises CorruptSignatureError: the key holds something else.
         """
-        signature = await self.store.load(signature_id)
-        if signature is not None:
-            signature._client = self
-        return signature
-
-    async def dispatch_signature(
-        self, signature: TaskSignature[Any], message: Message = None
-    ) -> str:
-        """Start ``signature`` with ``message``; return the run id.
-
-        For a chain or a swarm there is no single run: the container's id is
-        returned.
-        """
-        if isinstance(signature, ChainSignature | SwarmSignature):
-            target = CallbackTarget(
-                signature.id, kind_of(signature), signature.task_name, {}, None
-            )
-            data = message_data(message, f"signature {signature.id}")
-            await start_targets(self, [(target, data)])
-            return signature.id
-        request = request_for(
-            signature.id,
-            signature.task_name,
-            signature.kwargs,
-            message_data(message, f"signature {signature.id}"),
-        )
-        return await self.dispatch_backend.trigger(request)
-
-    async def run_signature(
-        self, signature: TaskSignature[Any], message: Message = None
-    ) -> Any:
-        """Start ``signature``, wait for it, and return its validated result."""
-        request = request_for(
-            signature.id,
-            signature.task_name,
-            signature.kwargs,
-            message_data(message, f"signature {signature.id}"),
-        )
-        output = await self.dispatch_backend.run(request)
-        if output is None:
-            after = await self.store.load(signature.id)
-            if after is None or after.status is not SignatureStatus.DONE:
-                state = "gone" if after is None else after.status.value
-                raise InvalidTransitionError(
-                    f"signature {signature.id} ({signature.task_name}) did not "
-                    f"run: it is {state}. Resume it, or sign the task again."
-                )
-        registered = self._tasks.get(signature.task_name)
-        if registered is not None and registered.output is not None:
-            return registered.output.validate_python(output)
-        return output
+        return await self.engine.load_signature(signature_id)
 
     async def pause(self, signature_id: str) -> None:
         """Pause: no new execution of the signature starts until it is resumed.
 
         A delivery that arrives while paused is recorded and ends without
         running; a run already executing finishes, and its callbacks wait for
-        :meth:`resume`.
+        :meth:`resume`. A chain's or swarm's children are paused too.
 
         :raises InvalidTransitionError: it is done, failed, canceled or
             interrupted.
         """
-        if (await self.store.pause(signature_id)).kind != "task":
-            await cascade(self, signature_id, "pause")
+        await self.engine.pause(signature_id)
 
     async def resume(self, signature_id: str) -> None:
         """Resume a paused signature.
@@ -550,35 +457,25 @@ class HatchetMageflow(Hatchet):
 
         :raises InvalidTransitionError: it is not paused.
         """
-        resumption = await self.store.resume(signature_id)
-        if resumption.verdict == "redispatch":
-            (target,) = await self.store.targets([signature_id])
-            # The recorded message is the input as it was delivered, bound
-            # kwargs included: re-send it exactly, merging nothing again.
-            exact = dataclasses.replace(target, kwargs={})
-            await start_targets(self, [(exact, {**resumption.message})])
-        elif resumption.verdict == "fire":
-            signature = decode(signature_id, resumption.record)
-            await send_recorded_callbacks(self, signature, resumption.record)
-        if resumption.kind != "task":
-            await cascade(self, signature_id, "resume")
-        if resumption.verdict == "running" and resumption.kind == "swarm":
-            await swarm_module.refill(self, signature_id)
+        await self.engine.resume(signature_id)
 
     async def stop(self, signature_id: str) -> None:
         """Cancel the signature: it never runs, and fires no callback.
 
-        A run already executing finishes, but its outcome is discarded.
+        A run already executing finishes, but its outcome is discarded. A
+        chain's or swarm's children that have not finished are canceled too.
 
         :raises InvalidTransitionError: it is already done or failed.
         """
-        stopped = await self.store.stop(signature_id, SignatureStatus.CANCELED)
-        if stopped.kind != "task":
-            await cascade(self, signature_id, "stop")
+        await self.engine.stop(signature_id)
+
+    async def remove(self, signature_id: str) -> int:
+        """Delete the signature with its callbacks; return how many keys went."""
+        return await self.engine.remove(signature_id)
 
     async def chain(
         self,
-        tasks: Sequence[TaskSignature[Any] | TaskRef],
+        tasks: Sequence[SignatureOrRef],
         name: str | None = None,
         success: CallbackSpec | None = None,
         error: CallbackSpec | None = None,
@@ -592,13 +489,13 @@ class HatchetMageflow(Hatchet):
             bound value raises :class:`InputConflictError`).
         See ``docs/chain.md``.
         """
-        return await chain_module.create(
-            self, tasks, name=name, success=success, error=error, kwargs=kwargs
+        return await self.engine.chain(
+            tasks, name=name, success=success, error=error, kwargs=kwargs
         )
 
     async def swarm(
         self,
-        tasks: Sequence[TaskSignature[Any] | TaskRef] | None = None,
+        tasks: Sequence[SignatureOrRef] | None = None,
         task_name: str | None = None,
         max_concurrency: int = 30,
         stop_after_n_failures: int | None = None,
@@ -612,8 +509,7 @@ class HatchetMageflow(Hatchet):
         Its success callbacks get the results in the order the items were
         added. See ``docs/swarm.md``.
         """
-        return await swarm_module.create(
-            self,
+        return await self.engine.swarm(
             tasks,
             task_name=task_name,
             max_concurrency=max_concurrency,
@@ -623,22 +519,6 @@ class HatchetMageflow(Hatchet):
             error=error,
             kwargs=kwargs,
         )
-
-    async def swarm_add(
-        self,
-        swarm: SwarmSignature[Any],
-        tasks: TaskSignature[Any] | TaskRef | Sequence[TaskSignature[Any] | TaskRef],
-    ) -> list[str]:
-        """Add items to ``swarm``; see :meth:`SwarmSignature.add`."""
-        return await swarm_module.add(self, swarm, tasks)
-
-    async def swarm_close(self, swarm_id: str) -> None:
-        """Close a swarm; see :meth:`SwarmSignature.close`."""
-        await swarm_module.close(self, swarm_id)
-
-    async def remove(self, signature_id: str) -> int:
-        """Delete the signature with its callbacks; return how many keys went."""
-        return await self.store.remove(signature_id)
 
     # --- workers -----------------------------------------------------------
 
@@ -653,45 +533,43 @@ class HatchetMageflow(Hatchet):
     ) -> Worker:
         """Create a Hatchet worker, exactly like ``Hatchet.worker``.
 
-        Adds mageflow's own tasks to ``workflows`` (``None`` is fine) and wraps
-        ``lifespan`` so mageflow's Redis connection is closed when the worker
-        stops; the worker's tasks still see the value your lifespan yields.
+        Wraps ``lifespan`` so mageflow's Redis connection is closed when the
+        worker stops; the worker's tasks still see the value your lifespan
+        yields.
         """
         return super().worker(
             name,
             slots=slots,
             durable_slots=durable_slots,
             labels=labels,
-            workflows=[*(workflows or []), *self._internal_workflows()],
-            lifespan=self._compose_lifespan(lifespan),
+            workflows=list(workflows or []),
+            lifespan=_closing(self._mageflow_redis, lifespan),
         )
 
-    def _internal_workflows(self) -> list[BaseWorkflow[Any]]:
-        """mageflow's own tasks, which every worker must run. None yet."""
-        return []
 
-    def _compose_lifespan(self, user: LifespanFn | None) -> LifespanFn:
-        connection = self._mageflow_redis
+def _closing(connection: RedisConnection, user: LifespanFn | None) -> LifespanFn:
+    """``user``'s lifespan (if any), then close mageflow's Redis connection."""
 
-        async def lifespan() -> AsyncGenerator[Any, Any]:
-            async with AsyncExitStack() as stack:
-                stack.push_async_callback(connection.aclose)
-                if user is None:
-                    yield None
-                    return
-                generator = user()
-                value = await generator.__anext__()
+    async def lifespan() -> AsyncGenerator[Any, Any]:
+        try:
+            if user is None:
+                yield None
+                return
+            generator = user()
+            value = await generator.__anext__()
+            try:
+                yield value
+            finally:
                 try:
-                    yield value
-                finally:
-                    try:
-                        await generator.__anext__()
-                    except StopAsyncIteration:
-                        pass
-                    else:
-                        raise RuntimeError("a worker lifespan must yield exactly once")
+                    await generator.__anext__()
+                except StopAsyncIteration:
+                    pass
+                else:
+                    raise RuntimeError("a worker lifespan must yield exactly once")
+        finally:
+            await connection.aclose()
 
-        return lifespan
+    return lifespan
 
 
 def Mageflow(
@@ -725,12 +603,7 @@ def Mageflow(
             f"(from {'backend=' if backend else BACKEND_ENV})."
         )
     if hatchet_client is None:
-        if chosen == "local":
-            from mageflow.testing import offline_hatchet
-
-            hatchet_client = offline_hatchet()
-        else:
-            hatchet_client = Hatchet()
+        hatchet_client = offline_hatchet() if chosen == "local" else Hatchet()
     return HatchetMageflow(
         hatchet_client,
         RedisConnection(redis_client),

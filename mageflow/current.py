@@ -1,33 +1,33 @@
 """Which client the module-level functions (``mageflow.sign`` ...) use.
 
 There is no global default client: a process may hold several, each with its
-own Redis. The client is taken from a context variable instead, which is set
+own Redis. The client is the one in effect (see :mod:`mageflow.scope`):
 
-* for the duration of every task run, to the client that declared the task;
-* by ``with client.use():``, for code outside tasks.
+* inside a task run, the client that declared the task;
+* inside ``with client.use():``, that client.
 
-Being a context variable, it follows asyncio tasks and threads started with
-``asyncio.to_thread``, and never leaks between concurrent runs.
+``sign`` also finds the client from a task object declared with one.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from hatchet_sdk.runnables.workflow import Standalone
 
+from mageflow import scope
+from mageflow.client import HatchetMageflow, owner_of
 from mageflow.errors import NoClientError
+from mageflow.signature import TaskRef
 
-if TYPE_CHECKING:
-    from mageflow.client import HatchetMageflow
 
-active_client: ContextVar[HatchetMageflow | None] = ContextVar(
-    "mageflow_active_client", default=None
-)
+def active_client() -> HatchetMageflow | None:
+    """The client in effect here, or ``None``."""
+    client = scope.in_effect.get()
+    return client if isinstance(client, HatchetMageflow) else None
 
 
 def current_client() -> HatchetMageflow:
     """The client in effect here, or :class:`NoClientError` saying how to set one."""
-    client = active_client.get()
+    client = active_client()
     if client is None:
         raise NoClientError(
             "no mageflow client is active here. Call the method on your client "
@@ -35,3 +35,13 @@ def current_client() -> HatchetMageflow:
             "Inside a task, the client that declared it is used automatically."
         )
     return client
+
+
+def client_for(task: TaskRef) -> HatchetMageflow:
+    """The client to sign ``task`` with: the one in effect, else the one that
+    declared the task object."""
+    if (client := active_client()) is not None:
+        return client
+    if isinstance(task, Standalone) and (owner := owner_of(task)) is not None:
+        return owner
+    return current_client()

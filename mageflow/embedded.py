@@ -43,8 +43,8 @@ from types import TracebackType
 from typing import IO
 from urllib.parse import urlparse
 
-from mageflow.connection import REDIS_URL_ENV
-from mageflow.errors import MageflowError
+from mageflow.errors import EmbeddedRedisError
+from mageflow.store.connection import REDIS_URL_ENV
 
 REDIS_SERVER_ENV = "MAGEFLOW_REDIS_SERVER"
 """Path of the ``redis-server`` to run, overriding the search."""
@@ -53,10 +53,6 @@ DEFAULT_LOCAL_URL = "redis://localhost:6379/0"
 """Where :func:`ensure_redis` looks for a running server before starting one."""
 
 _SOCKET_PATH_LIMIT = 100  # AF_UNIX paths: 108 bytes on Linux, 104 on macOS
-
-
-class EmbeddedRedisError(MageflowError):
-    """No ``redis-server`` could be found or started."""
 
 
 def find_redis_server() -> str | None:

@@ -1,7 +1,10 @@
 """Every exception mageflow raises, in one place.
 
 Each error says what went wrong *and* what to do about it, because most of
-them are raised far from the line the user has to change.
+them are raised far from the line the user has to change. Errors about a
+task or a signature also hold what they are about as attributes
+(``signature_id``, ``task_name``, ``status`` ...), so code that handles them
+never has to parse the message.
 """
 
 from __future__ import annotations
@@ -13,6 +16,28 @@ class MageflowError(Exception):
     """Base class of every error mageflow raises on purpose."""
 
 
+class SignatureError(MageflowError):
+    """An error about one stored signature.
+
+    :ivar signature_id: the signature it is about, when there is one.
+    :ivar task_name: the signature's task, when it is known.
+    :ivar status: the signature's status at the time, when it matters.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        signature_id: str | None = None,
+        task_name: str | None = None,
+        status: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.signature_id = signature_id
+        self.task_name = task_name
+        self.status = status
+
+
 class InjectionError(MageflowError, TypeError):
     """A task's parameters cannot be satisfied.
 
@@ -22,7 +47,21 @@ class InjectionError(MageflowError, TypeError):
     parameter and the fix.
 
     It is a :class:`TypeError` too, because a wrong signature is a type mistake.
+
+    :ivar task_name: the task being decorated, when it is known.
+    :ivar parameter: the parameter at fault, when there is one.
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_name: str | None = None,
+        parameter: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.task_name = task_name
+        self.parameter = parameter
 
 
 class UnresolvedAnnotationError(InjectionError, NonRetryableException):
@@ -41,7 +80,13 @@ class MissingSignatureError(MageflowError, NonRetryableException):
     That happens when the task was triggered through plain Hatchet
     (``task.run(...)``) rather than through a mageflow signature. It is
     non-retryable, because every retry would be triggered the same way.
+
+    :ivar task_name: the task that was run.
     """
+
+    def __init__(self, message: str, *, task_name: str | None = None) -> None:
+        super().__init__(message)
+        self.task_name = task_name
 
 
 class RedisNotConfiguredError(MageflowError, RuntimeError):
@@ -52,7 +97,7 @@ class RedisNotConfiguredError(MageflowError, RuntimeError):
     """
 
 
-class SignatureNotFoundError(MageflowError, NonRetryableException, LookupError):
+class SignatureNotFoundError(SignatureError, NonRetryableException, LookupError):
     """A signature id names nothing in Redis.
 
     It was removed, or it expired (see :class:`mageflow.TTLConfig`). A run
@@ -61,46 +106,103 @@ class SignatureNotFoundError(MageflowError, NonRetryableException, LookupError):
     """
 
 
-class CorruptSignatureError(MageflowError, NonRetryableException, ValueError):
+class CorruptSignatureError(SignatureError, NonRetryableException, ValueError):
     """A mageflow key holds something that is not a valid mageflow record.
 
     Another program wrote to the key, or the data was damaged. mageflow reads
     its records as JSON and validates them; it never executes or imports
     anything from Redis, so a bad record is refused, never run.
+
+    :ivar key: the Redis key that holds the bad value, when there is one.
     """
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str | None = None,
+        signature_id: str | None = None,
+    ) -> None:
+        super().__init__(message, signature_id=signature_id)
+        self.key = key
 
-class InvalidTransitionError(MageflowError, ValueError):
+
+class InvalidTransitionError(SignatureError, ValueError):
     """A lifecycle operation does not apply to the signature's status.
 
     For example resuming a signature that is not paused, or stopping one that
     is already done. The message names the status; ``docs/lifecycle.md`` has
     the table of what is allowed from where.
+
+    :ivar action: what was asked (``pause``, ``resume``, ``stop``, ``add`` ...).
     """
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        signature_id: str | None = None,
+        task_name: str | None = None,
+        status: str | None = None,
+        action: str | None = None,
+    ) -> None:
+        super().__init__(
+            message, signature_id=signature_id, task_name=task_name, status=status
+        )
+        self.action = action
 
-class InputConflictError(MageflowError, NonRetryableException, ValueError):
+
+class InputConflictError(SignatureError, NonRetryableException, ValueError):
     """The message and the bound kwargs give one field two different values.
 
     mageflow merges a run's message with the signature's bound kwargs and
     refuses to guess which one you meant. Bind the field, or send it, not both.
+
+    :ivar field: the input field given twice.
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        signature_id: str | None = None,
+        task_name: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message, signature_id=signature_id, task_name=task_name)
+        self.field = field
 
 
 class UnknownTaskError(MageflowError, LookupError):
     """A task name that no known task has.
 
     Raised by ``sign`` when the name can be checked (the task was declared
-    with this client, or the backend is local and must know every task), and
-    by the dispatch when the engine rejects the name.
+    with this client, or the backend is local and must know every task), by
+    ``explain`` for a task this client did not declare, and by the dispatch
+    when the engine rejects the name.
+
+    :ivar task_name: the name, or the names joined by ``", "`` when a batch
+        was refused.
     """
 
+    def __init__(self, message: str, *, task_name: str | None = None) -> None:
+        super().__init__(message)
+        self.task_name = task_name
 
-class SignatureNotBoundError(MageflowError, RuntimeError):
+
+class SignatureNotBoundError(SignatureError, RuntimeError):
     """A ``TaskSignature`` made by hand was asked to run.
 
     Only signatures from ``sign`` / ``load_signature`` know which client (and
     so which Redis and which engine) they belong to.
+    """
+
+
+class SignatureFailedError(SignatureError, NonRetryableException):
+    """A delivery of a signature that already failed: it is not run again.
+
+    The worker reports the run as failed with this, so a duplicate delivery
+    never turns an old failure into a new success.
     """
 
 
@@ -110,4 +212,11 @@ class NoClientError(MageflowError, RuntimeError):
     Inside a task the running client is used. Elsewhere, call the method on
     your client (``client.sign(...)``), pass a task object that belongs to one,
     or wrap the code in ``with client.use():``.
+    """
+
+
+class EmbeddedRedisError(MageflowError):
+    """No ``redis-server`` could be found or started for the embedded Redis.
+
+    The message says what was looked for and how to install one.
     """

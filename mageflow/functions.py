@@ -14,16 +14,15 @@ from typing import Any, overload
 from hatchet_sdk.runnables.types import R
 from hatchet_sdk.runnables.workflow import Standalone
 
-from mageflow.client import CallbackSpec, HatchetMageflow, TaskRef
-from mageflow.current import active_client, current_client
-from mageflow.signature import ChainSignature, SwarmSignature, TaskSignature
-
-
-def _client_for(task: TaskRef) -> HatchetMageflow:
-    owner = getattr(task, "_mageflow_client", None)
-    if isinstance(owner, HatchetMageflow) and active_client.get() is None:
-        return owner
-    return current_client()
+from mageflow.current import client_for, current_client
+from mageflow.signature import (
+    CallbackSpec,
+    ChainSignature,
+    SignatureOrRef,
+    SwarmSignature,
+    TaskRef,
+    TaskSignature,
+)
 
 
 @overload
@@ -60,7 +59,7 @@ async def sign(
     **kwargs: Any,
 ) -> TaskSignature[Any]:
     """Store a call of ``task``; see :meth:`HatchetMageflow.sign`."""
-    return await _client_for(task).sign(
+    return await client_for(task).sign(
         task,
         success=success,
         error=error,
@@ -95,7 +94,7 @@ async def remove(signature_id: str) -> int:
 
 
 async def chain(
-    tasks: Sequence[TaskSignature[Any] | TaskRef],
+    tasks: Sequence[SignatureOrRef],
     name: str | None = None,
     success: CallbackSpec | None = None,
     error: CallbackSpec | None = None,
@@ -108,7 +107,7 @@ async def chain(
 
 
 async def swarm(
-    tasks: Sequence[TaskSignature[Any] | TaskRef] | None = None,
+    tasks: Sequence[SignatureOrRef] | None = None,
     task_name: str | None = None,
     max_concurrency: int = 30,
     stop_after_n_failures: int | None = None,

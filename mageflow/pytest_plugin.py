@@ -35,6 +35,7 @@ import pytest
 from hatchet_sdk import Context, Depends
 from hatchet_sdk.runnables.workflow import BaseWorkflow
 
+from mageflow._hatchet import dependency_function
 from mageflow.client import HatchetMageflow, Mageflow
 from mageflow.dispatch.local import LocalDispatcher, LocalRun
 from mageflow.embedded import ensure_redis
@@ -106,7 +107,7 @@ def _as_override(value_or_factory: Any) -> Override:
 
 def _override_key(target: Any) -> object:
     if isinstance(target, Depends):
-        return target._fn
+        return dependency_function(target)
     if isinstance(target, type):
         if issubclass(target, Context | TaskSignature):
             return target

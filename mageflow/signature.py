@@ -1,26 +1,25 @@
-"""``TaskSignature``: one stored, resumable task call.
+"""The data model: ``TaskSignature`` and its container kinds, as stored.
 
 A signature is data: a task name, bound inputs, callback ids and a status,
-kept in Redis as JSON. Nothing in it is ever imported or executed when it is
-read back. A signature returned by ``sign`` or ``load_signature`` is bound to
-the client that made it, so it can run and steer itself.
+kept in Redis. Nothing in it is ever imported or executed when it is read
+back. A signature returned by ``sign`` or ``load_signature`` is *bound* to
+the :class:`SignatureHost` that made it (the workflow engine of one client),
+so it can run and steer itself; the model never knows the client class.
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Generic, Literal
+from typing import Any, ClassVar, Generic, Protocol
 
+from hatchet_sdk.runnables.workflow import Standalone
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
-from typing_extensions import TypeVar
+from typing_extensions import Self, TypeVar
 
 from mageflow.errors import SignatureNotBoundError
-
-if TYPE_CHECKING:
-    from mageflow.client import HatchetMageflow
 
 OutputT = TypeVar("OutputT", default=Any)
 
@@ -69,6 +68,9 @@ def _now() -> datetime:
 Message = BaseModel | Mapping[str, Any] | None
 """What a signature can be run with: a model, a mapping, or nothing."""
 
+TaskRef = Standalone[Any, Any] | str
+"""A task, as an object declared with a mageflow client or by name."""
+
 
 class TaskSignature(BaseModel, Generic[OutputT]):
     """A task call with bound inputs, callbacks and a status, stored in Redis.
@@ -79,6 +81,10 @@ class TaskSignature(BaseModel, Generic[OutputT]):
 
     model_config = ConfigDict(extra="forbid", frozen=False)
 
+    kind: ClassVar[str] = "task"
+    """What sort of signature this is: ``task``, or a container kind
+    (``chain``, ``swarm``). Stored with the record."""
+
     id: str = Field(default_factory=_new_id)
     task_name: str
     kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -88,25 +94,37 @@ class TaskSignature(BaseModel, Generic[OutputT]):
     status: SignatureStatus = SignatureStatus.PENDING
     created_at: datetime = Field(default_factory=_now)
     container_id: str | None = None
-    container_role: Literal["step", "last", "item"] | None = None
-    """What this signature is to its container: a chain ``step``, the chain's
-    ``last`` step, or a swarm ``item``. Lets a finished child skip its
-    container when the container has nothing to do (a middle chain step)."""
+    container_role: str | None = None
+    """What this signature is to its container (a chain ``step``, the
+    chain's ``last`` step, a swarm ``item``); each container kind names its
+    roles. Lets a finished child skip its container when the container has
+    nothing to do (a middle chain step)."""
     return_field: str | None = None
     """The field of the task's input that receives a triggering result (a
     ``ReturnValue[...]`` field), found when the signature was made."""
 
-    _client: HatchetMageflow | None = PrivateAttr(default=None)
+    _host: SignatureHost | None = PrivateAttr(default=None)
 
-    def _bound(self) -> HatchetMageflow:
-        if self._client is None:
+    def bind(self, host: SignatureHost) -> Self:
+        """Attach this signature to the engine that runs and steers it.
+
+        ``sign``, ``load_signature``, ``chain`` and ``swarm`` return bound
+        signatures; call this only for one you built yourself.
+        """
+        self._host = host
+        return self
+
+    def _bound(self) -> SignatureHost:
+        if self._host is None:
             raise SignatureNotBoundError(
                 f"signature {self.id} is not bound to a mageflow client. Get "
                 "signatures from `client.sign(...)` / `client.load_signature(...)` "
                 "(or the module functions inside a task) instead of building "
-                "TaskSignature(...) by hand."
+                "TaskSignature(...) by hand.",
+                signature_id=self.id,
+                task_name=self.task_name,
             )
-        return self._client
+        return self._host
 
     async def aio_run_no_wait(self, msg: Message = None) -> str:
         """Dispatch the task with ``msg`` merged with the bound kwargs.
@@ -145,6 +163,8 @@ class ChainSignature(TaskSignature[OutputT]):
     signatures, in order; ``status`` is the chain's own.
     """
 
+    kind: ClassVar[str] = "chain"
+
     steps: list[str] = Field(default_factory=list)
 
 
@@ -154,6 +174,8 @@ class SwarmSignature(TaskSignature[OutputT]):
     Built by :func:`mageflow.swarm`. Its success callbacks receive the items'
     results as a list in the order the items were added.
     """
+
+    kind: ClassVar[str] = "swarm"
 
     max_concurrency: int = 30
     stop_after_n_failures: int | None = None
@@ -165,7 +187,7 @@ class SwarmSignature(TaskSignature[OutputT]):
     """How many items have finished (done or failed)."""
     failed: int = 0
 
-    async def add(self, tasks: Any) -> list[str]:
+    async def add(self, tasks: SignatureOrRef | Sequence[SignatureOrRef]) -> list[str]:
         """Add items: a signature, a task, a task name, or a list of them.
 
         Items added while the swarm runs start as soon as a slot is free.
@@ -173,9 +195,48 @@ class SwarmSignature(TaskSignature[OutputT]):
         :raises InvalidTransitionError: the swarm is closed, or ``max_tasks``
             would be exceeded.
         """
-        ids: list[str] = await self._bound().swarm_add(self, tasks)
-        return ids
+        return await self._bound().swarm_add(self, tasks)
 
     async def close(self) -> None:
         """No more items will come; the swarm completes when the last finishes."""
         await self._bound().swarm_close(self.id)
+
+
+SignatureOrRef = TaskSignature[Any] | TaskRef
+"""A step or an item: a stored signature, a task, or a task name."""
+
+CallbackSpec = SignatureOrRef | Sequence[SignatureOrRef]
+"""A callback: a signature, a task, a task name, or a list of them."""
+
+
+class SignatureHost(Protocol):
+    """What a bound signature asks of the engine that made it.
+
+    The workflow engine implements it; the data model depends on this
+    protocol only, never on the client.
+    """
+
+    async def dispatch_signature(
+        self, signature: TaskSignature[Any], message: Message, /
+    ) -> str: ...
+
+    async def run_signature(
+        self, signature: TaskSignature[Any], message: Message, /
+    ) -> Any: ...
+
+    async def pause(self, signature_id: str, /) -> None: ...
+
+    async def resume(self, signature_id: str, /) -> None: ...
+
+    async def stop(self, signature_id: str, /) -> None: ...
+
+    async def remove(self, signature_id: str, /) -> int: ...
+
+    async def swarm_add(
+        self,
+        swarm: SwarmSignature[Any],
+        tasks: SignatureOrRef | Sequence[SignatureOrRef],
+        /,
+    ) -> list[str]: ...
+
+    async def swarm_close(self, swarm_id: str, /) -> None: ...

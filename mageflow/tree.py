@@ -3,7 +3,8 @@
 Used by ``mageflow inspect`` and by the pytest plugin's
 ``mageflow_runner.tree(...)``. It only reads Redis, so it works for any
 backend. A node's ``children`` are its callbacks ("on success" / "on error")
-and, for containers, what :data:`CHILDREN` finds for its kind::
+and, for containers, what its kind lists
+(:meth:`~mageflow.engine.kind.ContainerKind.children`)::
 
     price [done] 6f1c2e...  kwargs={"quantity": 4}  took 3ms
     ├── on success: notify [done] 0a9b71...
@@ -14,43 +15,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from redis.exceptions import ResponseError
-
+from mageflow.engine.chain import STEP
+from mageflow.engine.kinds import KINDS
 from mageflow.errors import CorruptSignatureError, SignatureNotFoundError
-from mageflow.signature import ChainSignature, TaskSignature
-from mageflow.store import keys
-from mageflow.store.signatures import decode, kind_of
-
-if TYPE_CHECKING:
-    from mageflow.client import HatchetMageflow
-
-ChildLinks = Callable[
-    ["HatchetMageflow", TaskSignature], Awaitable[list[tuple[str, str]]]
-]
-"""Finds a container's children: ``[(role, signature_id), ...]``."""
+from mageflow.store import SignatureStore
+from mageflow.store.codec import decode
 
 
-async def _chain_steps(
-    client: HatchetMageflow, signature: TaskSignature
-) -> list[tuple[str, str]]:
-    assert isinstance(signature, ChainSignature)
-    return [(f"step {n}", step) for n, step in enumerate(signature.steps, 1)]
+class HasStore(Protocol):
+    """Anything that exposes its store, like a mageflow client."""
 
-
-async def _swarm_items(
-    client: HatchetMageflow, signature: TaskSignature
-) -> list[tuple[str, str]]:
-    items = await client.store.swarm_items(signature.id)
-    return [(f"item {n}", item) for n, item in enumerate(items, 1)]
-
-
-CHILDREN: Mapping[str, ChildLinks] = {"chain": _chain_steps, "swarm": _swarm_items}
-"""How to find the children of each kind of container (``kind_of``); a kind
-not listed here has none."""
+    @property
+    def store(self) -> SignatureStore: ...
 
 
 @dataclasses.dataclass
@@ -151,22 +130,8 @@ def _time(raw: str | None) -> datetime | None:
             return None
 
 
-async def _record(
-    client: HatchetMageflow, signature_id: str
-) -> Mapping[str, str] | None:
-    try:
-        return await client.store.load_record(signature_id)
-    except ResponseError as exc:
-        if "WRONGTYPE" in str(exc):
-            raise CorruptSignatureError(
-                f"{keys.signature(signature_id)} is not a hash, so it is not a "
-                "mageflow signature."
-            ) from exc
-        raise
-
-
 async def build_tree(
-    client: HatchetMageflow,
+    source: SignatureStore | HasStore,
     signature_id: str,
     *,
     role: str = "root",
@@ -174,11 +139,13 @@ async def build_tree(
 ) -> TreeNode:
     """Read the signature ``signature_id`` and everything it links to.
 
-    The root must exist and be a mageflow record: otherwise
-    :class:`~mageflow.SignatureNotFoundError` or
+    ``source`` is a :class:`~mageflow.store.SignatureStore`, or a client (any
+    object with a ``store``). The root must exist and be a mageflow record:
+    otherwise :class:`~mageflow.SignatureNotFoundError` or
     :class:`~mageflow.CorruptSignatureError`. Below the root a missing or
     corrupt node is shown with its problem instead of raising.
     """
+    store = source if isinstance(source, SignatureStore) else source.store
     seen = _seen if _seen is not None else set()
     node = TreeNode(id=signature_id, role=role)
     if signature_id in seen:
@@ -186,11 +153,12 @@ async def build_tree(
         return node
     seen.add(signature_id)
     try:
-        record = await _record(client, signature_id)
+        record = await store.load_record(signature_id)
         if record is None:
             raise SignatureNotFoundError(
                 f"no signature {signature_id} in this Redis database (it never "
-                "existed, was removed, or expired)."
+                "existed, was removed, or expired).",
+                signature_id=signature_id,
             )
         signature = decode(signature_id, record)
     except (SignatureNotFoundError, CorruptSignatureError) as exc:
@@ -198,7 +166,7 @@ async def build_tree(
             raise
         node.problem = str(exc)
         return node
-    node.kind = kind_of(signature)
+    node.kind = signature.kind
     node.task_name = signature.task_name
     node.status = signature.status.value
     node.kwargs = signature.kwargs
@@ -209,10 +177,10 @@ async def build_tree(
     except ValueError:
         node.outcome = record.get("outcome")
     links: list[tuple[str, str]] = []
-    if (find_children := CHILDREN.get(node.kind)) is not None:
-        links.extend(await find_children(client, signature))
+    if (container := KINDS.get(signature.kind)) is not None:
+        links.extend(await container.children(store, signature))
     success = signature.success_callbacks
-    if signature.container_role == "step":
+    if signature.container_role == STEP:
         # The last success callback of a middle step is the next step, which
         # its chain already lists.
         success = success[:-1]
@@ -220,6 +188,6 @@ async def build_tree(
     links.extend(("on error", cb) for cb in signature.error_callbacks)
     for child_role, child_id in links:
         node.children.append(
-            await build_tree(client, child_id, role=child_role, _seen=seen)
+            await build_tree(store, child_id, role=child_role, _seen=seen)
         )
     return node

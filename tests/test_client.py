@@ -7,6 +7,7 @@ import inspect
 from collections.abc import AsyncGenerator, Callable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from hatchet_sdk import Context, Hatchet
@@ -126,18 +127,26 @@ def test_two_clients_keep_their_tasks_apart(
         return None
 
     assert "only-on-first" in first.explain(only_on_first)
-    with pytest.raises(KeyError, match="only-on-first"):
+    with pytest.raises(mageflow.UnknownTaskError, match="only-on-first") as caught:
         second.explain(only_on_first)
+    assert caught.value.task_name == "only-on-first"
     assert first.param_config is AcceptParams.NO_CTX
     assert second.param_config is AcceptParams.ALL
+
+
+def _with_db(url: str, db: int) -> str:
+    """``url`` pointing at database ``db`` (a TCP or a unix-socket URL)."""
+    parsed = urlsplit(url)
+    if parsed.scheme == "unix":
+        return urlunsplit(parsed._replace(query=f"db={db}"))
+    return urlunsplit(parsed._replace(path=f"/{db}"))
 
 
 async def test_two_clients_with_different_redis_do_not_interfere(
     make_client: Callable[..., HatchetMageflow], redis_url: str
 ) -> None:
-    base = redis_url.rsplit("/", 1)[0]
-    first = make_client(redis_client=f"{base}/1")
-    second = make_client(redis_client=f"{base}/2")
+    first = make_client(redis_client=_with_db(redis_url, 1))
+    second = make_client(redis_client=_with_db(redis_url, 2))
     try:
         await first.redis.flushdb()
         await second.redis.flushdb()

@@ -21,6 +21,7 @@ from mageflow import (
     MageflowError,
     MissingSignatureError,
     TaskSignature,
+    UnknownTaskError,
 )
 
 
@@ -122,7 +123,7 @@ def test_a_failed_decoration_registers_nothing(client: HatchetMageflow) -> None:
         async def not_registered(msg: In, db) -> None:
             return None
 
-    with pytest.raises(KeyError, match="not-registered"):
+    with pytest.raises(UnknownTaskError, match="not-registered"):
         client.explain("not-registered")
 
 

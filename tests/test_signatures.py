@@ -593,7 +593,7 @@ async def test_aio_run_of_a_paused_signature_says_it_did_not_run(
 async def test_more_concurrent_runs_than_connections_wait_for_one(
     local: HatchetMageflow, calls: Counter[str], tasks: dict[str, Any]
 ) -> None:
-    from mageflow.connection import MAX_CONNECTIONS
+    from mageflow.store.connection import MAX_CONNECTIONS
 
     sigs = [
         await local.sign(tasks["tasks"]["price"]) for _ in range(3 * MAX_CONNECTIONS)

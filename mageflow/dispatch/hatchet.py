@@ -9,38 +9,17 @@ the workflow's, not the parent run's, and chains of any length stay flat).
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 from hatchet_sdk import Hatchet
-from hatchet_sdk.runnables.contextvars import (
-    ctx_action_key,
-    ctx_step_run_id,
-    ctx_workflow_run_id,
-)
 from hatchet_sdk.types.trigger import TriggerWorkflowOptions, WorkflowRunTriggerConfig
 
+from mageflow._hatchet import admin_client, detached
 from mageflow.dispatch import RunRequest
 from mageflow.errors import UnknownTaskError
-
-
-@contextlib.contextmanager
-def _detached() -> Iterator[None]:
-    """Trigger as a top-level run, even from inside a task."""
-    tokens = (
-        ctx_workflow_run_id.set(None),
-        ctx_step_run_id.set(None),
-        ctx_action_key.set(None),
-    )
-    try:
-        yield
-    finally:
-        ctx_action_key.reset(tokens[2])
-        ctx_step_run_id.reset(tokens[1])
-        ctx_workflow_run_id.reset(tokens[0])
 
 
 def _options(request: RunRequest) -> TriggerWorkflowOptions:
@@ -48,10 +27,12 @@ def _options(request: RunRequest) -> TriggerWorkflowOptions:
 
 
 def _unknown(task_names: Sequence[str], exc: grpc.RpcError) -> UnknownTaskError:
+    names = ", ".join(sorted(set(task_names)))
     return UnknownTaskError(
-        f"the Hatchet engine rejected a run of {', '.join(sorted(set(task_names)))} "
+        f"the Hatchet engine rejected a run of {names} "
         f"({exc.details() if hasattr(exc, 'details') else exc}). Check the task "
-        "name, and that a worker registered it."
+        "name, and that a worker registered it.",
+        task_name=names,
     )
 
 
@@ -62,9 +43,9 @@ class HatchetDispatcher:
         self._hatchet = hatchet
 
     async def trigger(self, request: RunRequest) -> str:
-        admin = self._hatchet._client.admin
+        admin = admin_client(self._hatchet)
         try:
-            with _detached():
+            with detached():
                 ref = await admin.aio_run_workflow(
                     request.task_name, json.dumps(request.input), _options(request)
                 )
@@ -77,7 +58,7 @@ class HatchetDispatcher:
     async def trigger_many(self, requests: Sequence[RunRequest]) -> list[str]:
         if not requests:
             return []
-        admin = self._hatchet._client.admin
+        admin = admin_client(self._hatchet)
         configs = [
             WorkflowRunTriggerConfig(
                 workflow_name=r.task_name,
@@ -87,7 +68,7 @@ class HatchetDispatcher:
             for r in requests
         ]
         try:
-            with _detached():
+            with detached():
                 refs = await admin.aio_run_workflows(configs)
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
@@ -96,8 +77,8 @@ class HatchetDispatcher:
         return [ref.workflow_run_id for ref in refs]
 
     async def run(self, request: RunRequest) -> Any:
-        admin = self._hatchet._client.admin
-        with _detached():
+        admin = admin_client(self._hatchet)
+        with detached():
             ref = await admin.aio_run_workflow(
                 request.task_name, json.dumps(request.input), _options(request)
             )

@@ -9,7 +9,7 @@ exactly as on a worker. Around it this backend does what a worker would:
   ``NonRetryableException`` ends the run at once;
 * ``execution_timeout`` is enforced;
 * the output is serialized and validated like a worker's
-  (``Runner.serialize_output``): it must be a dict, a pydantic model, a
+  (:func:`mageflow._hatchet.serialize_output`): it must be a dict, a pydantic model, a
   dataclass or falsy, and is dumped with the task's output validator; a bad
   output fails the attempt with ``IllegalTaskOutputError``, as on a worker;
 * ``additional_metadata`` reaches ``ctx.additional_metadata`` and, as a worker
@@ -32,23 +32,24 @@ import time
 import uuid
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hatchet_sdk.exceptions import NonRetryableException
-from hatchet_sdk.runnables.contextvars import (
-    ctx_additional_metadata,
-    ctx_task_retry_count,
-)
 from hatchet_sdk.runnables.types import EmptyModel
-from pydantic import TypeAdapter
+from hatchet_sdk.runnables.workflow import Standalone
 
+from mageflow._hatchet import (
+    enter_run,
+    serialize_output,
+    set_retry_count,
+    step_output_validator,
+    task_execution_timeout,
+    task_retries,
+)
 from mageflow.dispatch import SIGNATURE_ID, RunRequest
 from mageflow.errors import UnknownTaskError
-from mageflow.outputs import serialize_output
+from mageflow.registry import TaskRegistry
 from mageflow.stagger import timeout_extender
-
-if TYPE_CHECKING:
-    from mageflow.client import HatchetMageflow
 
 
 class RunState(str, enum.Enum):
@@ -91,20 +92,21 @@ def _seconds(value: timedelta | str | None) -> float | None:
 
 
 class LocalDispatcher:
-    """Runs the tasks of one client in-process (see the module docstring)."""
+    """Runs the tasks of one registry in-process (see the module docstring)."""
 
-    def __init__(self, client: HatchetMageflow) -> None:
-        self._client = client
+    def __init__(self, registry: TaskRegistry) -> None:
+        self._registry = registry
         self.runs: list[LocalRun] = []
         self._in_flight: set[asyncio.Task[Any]] = set()
 
-    def _standalone(self, task_name: str) -> Any:
-        registered = self._client.registered_task(task_name)
+    def _standalone(self, task_name: str) -> Standalone[Any, Any]:
+        registered = self._registry.get(task_name)
         if registered is None:
             raise UnknownTaskError(
                 f"no task named {task_name!r} is declared on this client, so the "
                 "local backend cannot run it. Declare it with @client.task(...) "
-                "in this process."
+                "in this process.",
+                task_name=task_name,
             )
         return registered.standalone
 
@@ -117,7 +119,10 @@ class LocalDispatcher:
         return run.run_id
 
     def _start(
-        self, standalone: Any, run: LocalRun, context: contextvars.Context
+        self,
+        standalone: Standalone[Any, Any],
+        run: LocalRun,
+        context: contextvars.Context,
     ) -> asyncio.Task[None]:
         task = context.run(asyncio.create_task, self._execute(standalone, run))
         self._in_flight.add(task)
@@ -178,23 +183,22 @@ class LocalDispatcher:
         self.runs.append(run)
         return run
 
-    async def _execute(self, standalone: Any, run: LocalRun) -> None:
+    async def _execute(self, standalone: Standalone[Any, Any], run: LocalRun) -> None:
         try:
             await self._attempts(standalone, run)
         finally:
             run.finished = time.monotonic()
 
-    async def _attempts(self, standalone: Any, run: LocalRun) -> None:
-        task = standalone._task
-        attempts = task.retries + 1
-        timeout = _seconds(task.execution_timeout)
-        validator: TypeAdapter[Any] = task._validators.step_output
-        # As a worker does before it calls the task (Runner's
-        # async_wrapped_action_func): runs this one triggers see them.
-        ctx_additional_metadata.set(run.metadata)
+    async def _attempts(self, standalone: Standalone[Any, Any], run: LocalRun) -> None:
+        attempts = task_retries(standalone) + 1
+        timeout = _seconds(task_execution_timeout(standalone))
+        validator = step_output_validator(standalone)
+        # As a worker does before it calls the task: runs this one triggers
+        # see its metadata.
+        enter_run(run.metadata, 0)
         for attempt in range(attempts):
             run.attempts = attempt + 1
-            ctx_task_retry_count.set(attempt)
+            set_retry_count(attempt)
             try:
                 output = await _within_timeout(
                     standalone.aio_mock_run(

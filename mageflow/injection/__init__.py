@@ -4,6 +4,6 @@
 arguments from that analysis; ``hints`` turns annotations into types.
 """
 
-from mageflow.injection.plan import InjectionPlan, build_plan, explain
+from mageflow.injection.plan import InjectionPlan, PlanCell, build_plan, explain
 
-__all__ = ["InjectionPlan", "build_plan", "explain"]
+__all__ = ["InjectionPlan", "PlanCell", "build_plan", "explain"]

@@ -30,6 +30,7 @@ from typing import Annotated, Any
 from hatchet_sdk import Context, Depends, DurableContext
 from pydantic import BaseModel
 
+from mageflow._hatchet import dependency_function
 from mageflow.errors import InjectionError, UnresolvedAnnotationError
 from mageflow.injection.hints import (
     Unresolved,
@@ -140,6 +141,31 @@ def build_plan(
     ``final`` is set for the retry at the first call: an annotation that is
     still unresolved then is an error instead of a deferral.
     """
+    try:
+        return _analyse(
+            fn,
+            task_name=task_name,
+            durable=durable,
+            config=config,
+            marks=marks,
+            final=final,
+        )
+    except InjectionError as exc:
+        # Every rule names the task in its message; the error holds it too.
+        if exc.task_name is None:
+            exc.task_name = task_name
+        raise
+
+
+def _analyse(
+    fn: Callable[..., Any],
+    *,
+    task_name: str,
+    durable: bool,
+    config: AcceptParams,
+    marks: TaskMarks,
+    final: bool,
+) -> InjectionPlan:
     where = f"task {task_name!r}"
     try:
         parameters = list(inspect.signature(fn).parameters.values())
@@ -322,6 +348,24 @@ def replan(plan: InjectionPlan) -> InjectionPlan:
     )
 
 
+class PlanCell:
+    """Holds a task's plan; rebuilds it once if it was made with unresolved names.
+
+    The rebuild is synchronous, so on one event loop no two runs can race it.
+    """
+
+    __slots__ = ("plan",)
+
+    def __init__(self, plan: InjectionPlan) -> None:
+        self.plan = plan
+
+    def current(self) -> InjectionPlan:
+        plan = self.plan
+        if plan.unresolved:
+            plan = self.plan = replan(plan)
+        return plan
+
+
 def is_async_callable(fn: Callable[..., Any]) -> bool:
     """Whether calling ``fn`` returns a coroutine, seeing through ``partial``
     and objects with an ``async def __call__``."""
@@ -440,9 +484,7 @@ def _reject_duplicates(where: str, claims: dict[str, ParamPlan]) -> None:
 def _plan_dependency(
     where: str, marker: Depends[Any, Any], stack: tuple[Callable[..., Any], ...]
 ) -> DependencyPlan:
-    # Hatchet keeps the function on a private attribute; reading it here, once,
-    # keeps Hatchet's deprecation warning for `.fn` out of every run.
-    fn: Callable[..., Any] = marker._fn
+    fn = dependency_function(marker)
     label = f"{where}: dependency {getattr(fn, '__name__', fn)!r}"
     if fn in stack:
         chain = " -> ".join(getattr(f, "__name__", repr(f)) for f in (*stack, fn))
@@ -549,7 +591,8 @@ _MODULE_PATH = re.compile(r"\b(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])")
 
 def _metadata_name(item: object) -> str:
     if isinstance(item, Depends):
-        return f"Depends({getattr(item._fn, '__name__', item._fn)})"
+        fn = dependency_function(item)
+        return f"Depends({getattr(fn, '__name__', fn)})"
     return repr(item)
 
 

@@ -1,11 +1,35 @@
-"""Where signatures live: the key layout, the Lua scripts and the store."""
+"""Where signatures live: the key layout, the Lua scripts, the codec and the store.
 
-from mageflow.store.signatures import (
+:class:`SignatureStore` is the only way in: one method, one round trip, and
+replies as the typed values of :mod:`mageflow.store.replies`.
+"""
+
+from mageflow.store.connection import RedisConnection
+from mageflow.store.replies import (
     Activation,
+    ActivationVerdict,
     CallbackTarget,
     Finish,
-    SignatureStore,
-    Verdict,
+    FinishVerdict,
+    ResumeVerdict,
+    Resumption,
+    SwarmStep,
+    SwarmVerdict,
+    Transition,
 )
+from mageflow.store.signatures import SignatureStore
 
-__all__ = ["Activation", "CallbackTarget", "Finish", "SignatureStore", "Verdict"]
+__all__ = [
+    "Activation",
+    "ActivationVerdict",
+    "CallbackTarget",
+    "Finish",
+    "FinishVerdict",
+    "RedisConnection",
+    "ResumeVerdict",
+    "Resumption",
+    "SignatureStore",
+    "SwarmStep",
+    "SwarmVerdict",
+    "Transition",
+]

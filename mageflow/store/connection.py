@@ -68,6 +68,7 @@ class RedisConnection:
     async def aclose(self) -> None:
         """Close the client if this object created it; leave the user's alone."""
         if self._owned and self._client is not None:
-            await self._client.aclose()
+            # The pool was made here too: close its connections with it.
+            await self._client.aclose(close_connection_pool=True)
             self._client = None
             self._owned = False

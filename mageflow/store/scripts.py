@@ -256,6 +256,12 @@ local function complete(sw)
     unpack(redis.call('HMGET', sw, 'closed', 'n', 'nfin', 'stopping'))
   return closed == '1' and n == nfin and stopping ~= '1'
 end
+local function unstarted(queue, running)
+  -- What a failing swarm interrupts: the items running, then those queued.
+  local ids = redis.call('SMEMBERS', running)
+  for _, id in ipairs(redis.call('LRANGE', queue, 0, -1)) do ids[#ids + 1] = id end
+  return ids
+end
 local function reply(verdict, sw, started)
   local described = {}
   for i, id in ipairs(started) do
@@ -335,7 +341,7 @@ if not pos then return {'unknown', {}, '{}', {}} end
 if redis.call('HSETNX', results, pos, ARGV[3]) == 0 then
   -- A replay: repeat what the first finish decided, never decide again.
   if redis.call('HGET', sw, 'stopping') == '1' then
-    return {'fail', redis.call('SMEMBERS', running), '{}', {}}
+    return {'fail', unstarted(queue, running), '{}', {}}
   end
   local again = {}
   local successor = redis.call('HGET', nexts, pos)
@@ -352,7 +358,7 @@ if ARGV[2] == 'failed' then
   local stopn = tonumber(redis.call('HGET', sw, 'stopn'))
   if stopn > 0 and nfail >= stopn then
     redis.call('HSET', sw, 'stopping', '1')
-    return {'fail', redis.call('SMEMBERS', running), '{}', {}}
+    return {'fail', unstarted(queue, running), '{}', {}}
   end
 end
 local started = {}
@@ -370,7 +376,8 @@ return reply('ok', sw, started)
 """KEYS: swarm, queue, running, results, next, the item. ARGV: item id,
 outcome status, outcome JSON, TTL ms. The outcome is recorded once per
 position; ``fail`` when the failure threshold is reached (with the items
-still running, to interrupt), ``complete`` when the last item finished."""
+still running or queued, to interrupt), ``complete`` when the last item
+finished."""
 
 SWARM_CLOSE = (
     _SWARM

@@ -2,236 +2,44 @@
 
 Each method is one round trip: a pipeline for writes of new records, and one
 Lua script (see :mod:`mageflow.store.scripts`) for each state transition, so a
-transition is always checked and applied atomically on the server.
-
-Records are flat hashes of strings and JSON. Reading one back validates it;
-anything that is not a mageflow record raises :class:`CorruptSignatureError`
-and is never executed.
+transition is always checked and applied atomically on the server. Replies
+come back as the typed values of :mod:`mageflow.store.replies`; records are
+read and written by :mod:`mageflow.store.codec`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, cast
 
-from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from mageflow.connection import RedisConnection
 from mageflow.errors import (
     CorruptSignatureError,
     InvalidTransitionError,
     SignatureNotFoundError,
 )
-from mageflow.signature import (
-    ChainSignature,
-    SignatureStatus,
-    SwarmSignature,
-    TaskSignature,
-)
+from mageflow.signature import SignatureStatus, TaskSignature
 from mageflow.store import keys, scripts
+from mageflow.store.codec import decode, decode_target, fields_of, text
+from mageflow.store.connection import RedisConnection
+from mageflow.store.replies import (
+    Activation,
+    ActivationVerdict,
+    CallbackTarget,
+    Finish,
+    FinishVerdict,
+    ResumeVerdict,
+    Resumption,
+    SwarmStep,
+    SwarmVerdict,
+    Transition,
+)
 from mageflow.ttl import TTLConfig
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _fields(flat: Sequence[Any]) -> dict[str, str]:
-    """``HGETALL`` as returned inside a Lua reply: a flat key/value list."""
-    items = [_text(x) for x in flat]
-    return dict(zip(items[::2], items[1::2], strict=True))
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON, the only format mageflow stores."""
-    return json.dumps(value, separators=(",", ":"), default=str)
-
-
-class Verdict(enum.Enum):
-    """What a delivery of a signed run may do, decided by :data:`ACTIVATE`."""
-
-    RUN = "run"
-    DUPLICATE = "duplicate"
-    SUSPENDED = "suspended"
-    FINISHED = "finished"
-    CANCELED = "canceled"
-
-
-@dataclasses.dataclass(frozen=True)
-class Activation:
-    verdict: Verdict
-    status: str
-    signature: TaskSignature | None = None
-    record: Mapping[str, str] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
-class CallbackTarget:
-    """A callback to dispatch: enough to trigger it without another read."""
-
-    id: str
-    kind: str
-    task_name: str
-    kwargs: dict[str, Any]
-    return_field: str | None
-
-
-@dataclasses.dataclass(frozen=True)
-class Finish:
-    verdict: str
-    """``fire``, ``held``, ``dropped``, ``lost`` or ``missing``."""
-    targets: tuple[CallbackTarget, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class SwarmStep:
-    """What a swarm script decided, and the items it started."""
-
-    verdict: str
-    ids: tuple[str, ...] = ()
-    """The started items, or (``fail``) the items still running."""
-    started: tuple[CallbackTarget, ...] = ()
-    input: Any = None
-    """The swarm's input message, for the started items."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Transition:
-    """A lifecycle step that happened: the status it left, and the kind."""
-
-    previous: SignatureStatus
-    kind: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Resumption:
-    verdict: str
-    """``fire``, ``redispatch``, ``running`` or ``pending``."""
-    kind: str
-    message: Any = None
-    record: Mapping[str, str] = dataclasses.field(default_factory=dict)
-
-
-def kind_of(signature: TaskSignature) -> str:
-    if isinstance(signature, ChainSignature):
-        return "chain"
-    if isinstance(signature, SwarmSignature):
-        return "swarm"
-    return "task"
-
-
-def encode(signature: TaskSignature) -> dict[str, str]:
-    """The hash fields of a new record."""
-    fields = _encode_common(signature)
-    if isinstance(signature, ChainSignature):
-        fields["items"] = dumps(signature.steps)
-    elif isinstance(signature, SwarmSignature):
-        fields.update(
-            maxc=str(signature.max_concurrency),
-            stopn=str(signature.stop_after_n_failures or 0),
-            maxt=str(signature.max_tasks or 0),
-            closed="1" if signature.closed else "0",
-            n="0",
-            running="0",
-            nfin="0",
-            nfail="0",
-        )
-    return fields
-
-
-def _encode_common(signature: TaskSignature) -> dict[str, str]:
-    return {
-        "v": keys.SCHEMA_VERSION,
-        "kind": kind_of(signature),
-        "task": signature.task_name,
-        "kwargs": dumps(signature.kwargs),
-        "ids": dumps(signature.task_identifiers),
-        "ok": dumps(signature.success_callbacks),
-        "err": dumps(signature.error_callbacks),
-        "status": signature.status.value,
-        "created": signature.created_at.isoformat(),
-        "container": signature.container_id or "",
-        "crole": signature.container_role or "",
-        "rv": signature.return_field or "",
-    }
-
-
-def decode(signature_id: str, record: Mapping[str, str]) -> TaskSignature:
-    """Validate a record into a ``TaskSignature``; refuse anything else."""
-    if record.get("v") != keys.SCHEMA_VERSION:
-        raise CorruptSignatureError(
-            f"{keys.signature(signature_id)} is not a mageflow signature record "
-            f"(schema field v={record.get('v')!r}, expected "
-            f"{keys.SCHEMA_VERSION!r}). Remove the key, or point mageflow at a "
-            "Redis database that only it writes to."
-        )
-    try:
-        kind = record.get("kind", "task")
-        extra: dict[str, Any] = {}
-        cls: type[TaskSignature] = TaskSignature
-        if kind == "chain":
-            cls = ChainSignature
-            extra["steps"] = json.loads(record["items"])
-        elif kind == "swarm":
-            cls = SwarmSignature
-            extra.update(
-                max_concurrency=int(record["maxc"]),
-                stop_after_n_failures=int(record["stopn"]) or None,
-                max_tasks=int(record["maxt"]) or None,
-                closed=record["closed"] == "1",
-                size=int(record["n"]),
-                finished=int(record["nfin"]),
-                failed=int(record["nfail"]),
-            )
-        elif kind != "task":
-            raise ValueError(f"unknown kind {kind!r}")
-        return cls(
-            **extra,
-            id=signature_id,
-            task_name=record["task"],
-            kwargs=json.loads(record["kwargs"]),
-            task_identifiers=json.loads(record["ids"]),
-            success_callbacks=json.loads(record["ok"]),
-            error_callbacks=json.loads(record["err"]),
-            status=SignatureStatus(record["status"]),
-            created_at=datetime.fromisoformat(record["created"]),
-            container_id=record.get("container") or None,
-            container_role=cast(Any, record.get("crole") or None),
-            return_field=record.get("rv") or None,
-        )
-    except (KeyError, ValueError, TypeError, ValidationError) as exc:
-        raise CorruptSignatureError(
-            f"{keys.signature(signature_id)} holds a damaged signature record "
-            f"({type(exc).__name__}: {exc}). It was not run; remove the key "
-            "with mageflow.remove() or by hand."
-        ) from exc
-
-
-def _target(signature_id: str, reply: Sequence[Any]) -> CallbackTarget | None:
-    version, kind, task, kwargs, return_field = (
-        None if x is None else _text(x) for x in reply
-    )
-    if version is None:
-        return None  # removed or expired: nothing to call
-    if version != keys.SCHEMA_VERSION or kind is None or kwargs is None:
-        raise CorruptSignatureError(
-            f"callback {keys.signature(signature_id)} is not a valid mageflow "
-            "record; it was not dispatched."
-        )
-    try:
-        bound = json.loads(kwargs)
-    except ValueError as exc:
-        raise CorruptSignatureError(
-            f"callback {keys.signature(signature_id)} has damaged kwargs ({exc})."
-        ) from exc
-    return CallbackTarget(signature_id, kind, task or "", bound, return_field or None)
 
 
 def _now() -> str:
@@ -246,6 +54,10 @@ class SignatureStore:
         self.ttl = ttl
         self._scripts: dict[str, AsyncScript] = {}
         self._scripts_for: Redis | None = None
+
+    @property
+    def connection(self) -> RedisConnection:
+        return self._connection
 
     @property
     def redis(self) -> Redis:
@@ -269,7 +81,8 @@ class SignatureStore:
                 raise CorruptSignatureError(
                     f"a key of {', '.join(keys_)} holds a value of the wrong "
                     "type for mageflow; it was not touched. Remove the key, or "
-                    "use a Redis database that only mageflow writes to."
+                    "use a Redis database that only mageflow writes to.",
+                    key=keys_[0] if keys_ else None,
                 ) from exc
             raise
 
@@ -286,55 +99,56 @@ class SignatureStore:
 
     async def load(self, signature_id: str) -> TaskSignature | None:
         """The signature, or ``None`` if there is none under that id."""
+        record = await self.load_record(signature_id)
+        return None if record is None else decode(signature_id, record)
+
+    async def load_record(self, signature_id: str) -> dict[str, str] | None:
+        """The raw hash fields of a signature, or ``None``; not validated."""
+        key = keys.signature(signature_id)
         try:
-            raw = await self.redis.hgetall(keys.signature(signature_id))
+            raw = await self.redis.hgetall(key)
         except ResponseError as exc:
             if "WRONGTYPE" in str(exc):
                 raise CorruptSignatureError(
-                    f"{keys.signature(signature_id)} is not a hash, so it is not "
-                    "a mageflow signature. Remove the key, or use a Redis "
-                    "database that only mageflow writes to."
+                    f"{key} is not a hash, so it is not a mageflow signature. "
+                    "Remove the key, or use a Redis database that only "
+                    "mageflow writes to.",
+                    key=key,
+                    signature_id=signature_id,
                 ) from exc
             raise
         if not raw:
             return None
-        return decode(signature_id, {_text(k): _text(v) for k, v in raw.items()})
-
-    async def load_record(self, signature_id: str) -> dict[str, str] | None:
-        """The raw hash fields of a signature (for internal bookkeeping)."""
-        raw = await self.redis.hgetall(keys.signature(signature_id))
-        if not raw:
-            return None
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
 
     # --- the run path ---------------------------------------------------------
 
     async def activate(self, signature_id: str, lease: str, message: str) -> Activation:
         """Claim the signature for one delivery (see :data:`scripts.ACTIVATE`)."""
-        verdict, payload = await self._call(
-            "ACTIVATE", [keys.signature(signature_id)], [lease, message, _now()]
-        )
-        verdict = _text(verdict)
-        if verdict == "missing":
+        key = keys.signature(signature_id)
+        word, payload = await self._call("ACTIVATE", [key], [lease, message, _now()])
+        word = text(word)
+        if word == "missing":
             raise SignatureNotFoundError(
                 f"signature {signature_id} does not exist: it was removed or it "
                 "expired, so this run did nothing. Raise TTLConfig(active=...) "
-                "if workflows outlive it."
+                "if workflows outlive it.",
+                signature_id=signature_id,
             )
-        if verdict == "corrupt":
+        if word == "corrupt":
             raise CorruptSignatureError(
-                f"{keys.signature(signature_id)} holds {_text(payload)}, not a "
-                "mageflow signature; the run did nothing. Remove the key."
+                f"{key} holds {text(payload)}, not a mageflow signature; the "
+                "run did nothing. Remove the key.",
+                key=key,
+                signature_id=signature_id,
             )
-        if verdict in ("run", "finished"):
-            record = _fields(payload)
+        verdict = ActivationVerdict(word)
+        if verdict in (ActivationVerdict.RUN, ActivationVerdict.FINISHED):
+            record = fields_of(payload)
             return Activation(
-                Verdict(verdict),
-                record["status"],
-                decode(signature_id, record),
-                record,
+                verdict, record["status"], decode(signature_id, record), record
             )
-        return Activation(Verdict(verdict), _text(payload))
+        return Activation(verdict, text(payload))
 
     async def finish(
         self,
@@ -346,7 +160,7 @@ class SignatureStore:
         in_container: bool = False,
     ) -> Finish:
         """Record the outcome and read the callbacks to fire, atomically."""
-        verdict, payload = await self._call(
+        word, payload = await self._call(
             "FINISH",
             [keys.signature(signature_id), *map(keys.signature, callbacks)],
             [
@@ -358,8 +172,8 @@ class SignatureStore:
                 "1" if in_container else "0",
             ],
         )
-        verdict = _text(verdict)
-        if verdict != "fire":
+        verdict = FinishVerdict(text(word))
+        if verdict is not FinishVerdict.FIRE:
             return Finish(verdict)
         return Finish(verdict, self._targets(callbacks, payload))
 
@@ -367,12 +181,13 @@ class SignatureStore:
         self, callbacks: Sequence[str], replies: Sequence[Any]
     ) -> tuple[CallbackTarget, ...]:
         found = (
-            _target(cid, reply) for cid, reply in zip(callbacks, replies, strict=True)
+            decode_target(cid, reply)
+            for cid, reply in zip(callbacks, replies, strict=True)
         )
         return tuple(t for t in found if t is not None)
 
     async def targets(self, callbacks: Sequence[str]) -> tuple[CallbackTarget, ...]:
-        """Read callbacks for dispatch (the recovery path), in one round trip."""
+        """Read signatures to start (callbacks, steps), in one round trip."""
         if not callbacks:
             return ()
         replies = await self._call("TARGETS", list(map(keys.signature, callbacks)), [])
@@ -402,18 +217,22 @@ class SignatureStore:
         self, script: str, action: str, signature_id: str, args: Sequence[Any]
     ) -> Transition:
         verdict, status, kind = (
-            _text(x)
+            text(x)
             for x in await self._call(script, [keys.signature(signature_id)], args)
         )
         if verdict == "missing":
             raise SignatureNotFoundError(
                 f"cannot {action} signature {signature_id}: it does not exist "
-                "(removed, expired, or never created)."
+                "(removed, expired, or never created).",
+                signature_id=signature_id,
             )
         if verdict == "illegal":
             raise InvalidTransitionError(
                 f"cannot {action} signature {signature_id}: it is {status}. "
-                f"{_ALLOWED[action]} See docs/lifecycle.md."
+                f"{_ALLOWED[action]} See docs/lifecycle.md.",
+                signature_id=signature_id,
+                status=status,
+                action=action,
             )
         return Transition(SignatureStatus(status), kind)
 
@@ -422,20 +241,25 @@ class SignatureStore:
         reply = await self._call(
             "RESUME", [keys.signature(signature_id)], [self.ttl.done_ms]
         )
-        verdict, payload, kind = _text(reply[0]), reply[1], _text(reply[2])
-        if verdict == "missing":
+        word, payload, kind = text(reply[0]), reply[1], text(reply[2])
+        if word == "missing":
             raise SignatureNotFoundError(
-                f"cannot resume signature {signature_id}: it does not exist."
+                f"cannot resume signature {signature_id}: it does not exist.",
+                signature_id=signature_id,
             )
-        if verdict == "illegal":
+        if word == "illegal":
             raise InvalidTransitionError(
-                f"cannot resume signature {signature_id}: it is {_text(payload)}, "
-                f"not suspended. {_ALLOWED['resume']} See docs/lifecycle.md."
+                f"cannot resume signature {signature_id}: it is {text(payload)}, "
+                f"not suspended. {_ALLOWED['resume']} See docs/lifecycle.md.",
+                signature_id=signature_id,
+                status=text(payload),
+                action="resume",
             )
-        if verdict == "fire":
-            return Resumption(verdict, kind, record=_fields(payload))
-        if verdict == "redispatch":
-            return Resumption(verdict, kind, message=json.loads(_text(payload)))
+        verdict = ResumeVerdict(word)
+        if verdict is ResumeVerdict.FIRE:
+            return Resumption(verdict, kind, record=fields_of(payload))
+        if verdict is ResumeVerdict.REDISPATCH:
+            return Resumption(verdict, kind, message=json.loads(text(payload)))
         return Resumption(verdict, kind)
 
     async def remove(self, signature_id: str) -> int:
@@ -448,17 +272,18 @@ class SignatureStore:
     async def _swarm(
         self, script: str, keys_: Sequence[str], args: Sequence[Any]
     ) -> SwarmStep:
-        verdict, ids, input_json, described = await self._call(script, keys_, args)
-        verdict = _text(verdict)
-        if verdict == "missing":
+        word, ids, input_json, described = await self._call(script, keys_, args)
+        word = text(word)
+        if word == "missing":
             raise SignatureNotFoundError(
                 f"swarm {keys_[0]} does not exist (removed or expired)."
             )
-        id_list = tuple(_text(i) for i in ids)
-        if verdict in ("full", "closed", "fail"):
-            return SwarmStep(verdict, id_list, input=_text(input_json))
+        verdict = SwarmVerdict(word)
+        id_list = tuple(text(i) for i in ids)
+        if verdict in (SwarmVerdict.FULL, SwarmVerdict.CLOSED, SwarmVerdict.FAIL):
+            return SwarmStep(verdict, id_list, input=text(input_json))
         started = self._targets(id_list, described)
-        return SwarmStep(verdict, id_list, started, json.loads(_text(input_json)))
+        return SwarmStep(verdict, id_list, started, json.loads(text(input_json)))
 
     async def swarm_start(self, swarm_id: str, message: str, lease: str) -> SwarmStep:
         """Activate (or refill) a swarm: start what its free slots allow."""
@@ -513,11 +338,11 @@ class SignatureStore:
         raw = await self.redis.hmget(
             keys.swarm_results(swarm_id), [str(i) for i in range(size)]
         )
-        return [None if x is None else json.loads(_text(x)) for x in raw]
+        return [None if x is None else json.loads(text(x)) for x in raw]
 
     async def swarm_items(self, swarm_id: str) -> list[str]:
         raw = await self.redis.lrange(keys.swarm_items(swarm_id), 0, -1)
-        return [_text(x) for x in raw]
+        return [text(x) for x in raw]
 
 
 _ALLOWED = {

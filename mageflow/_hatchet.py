@@ -1,0 +1,193 @@
+"""Every place mageflow relies on hatchet-sdk internals, in one module.
+
+mageflow uses Hatchet's public API everywhere else. What it needs beyond
+that is here, one small function per need, each with a note saying what
+breaks if Hatchet changes it. When you upgrade ``hatchet-sdk``, read this
+file against the new release; the test suite exercises every function here.
+
+Pinned against hatchet-sdk 1.43.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
+from typing import Any
+
+from hatchet_sdk import Depends, Hatchet
+from hatchet_sdk.clients.admin import AdminClient
+from hatchet_sdk.exceptions import IllegalTaskOutputError
+from hatchet_sdk.runnables.contextvars import (
+    ctx_action_key,
+    ctx_additional_metadata,
+    ctx_step_run_id,
+    ctx_task_retry_count,
+    ctx_workflow_run_id,
+)
+from hatchet_sdk.runnables.workflow import Standalone
+from hatchet_sdk.serde import HATCHET_PYDANTIC_SENTINEL
+from pydantic import BaseModel, TypeAdapter
+
+# --- the client --------------------------------------------------------------
+
+
+def share_client_state(target: Hatchet, source: Hatchet) -> None:
+    """Make ``target`` use ``source``'s connection, config and sub-clients.
+
+    ``HatchetMageflow`` is a ``Hatchet`` that must *be* the user's client,
+    not a second one with its own connections. Hatchet keeps all of that in
+    instance attributes (``_client``, ``_config`` ...), so copying the
+    instance dictionary shares it. Breaks if Hatchet moves that state into
+    ``__slots__`` or a class-level registry: ``target`` would then start
+    without a connection and every trigger would fail.
+    """
+    target.__dict__.update(source.__dict__)
+
+
+def admin_client(hatchet: Hatchet) -> AdminClient:
+    """Hatchet's gRPC admin client, which triggers runs by workflow name.
+
+    The public ``Standalone.aio_run`` needs the task object; callbacks and
+    chain steps may be tasks that only another worker declares, so mageflow
+    triggers by name. Breaks if ``Hatchet._client.admin`` is renamed.
+    """
+    admin: AdminClient = hatchet._client.admin
+    return admin
+
+
+# --- tasks ---------------------------------------------------------------------
+
+
+def step_output_validator(standalone: Standalone[Any, Any]) -> TypeAdapter[Any]:
+    """The adapter a worker dumps a task's output with.
+
+    The worker uses ``task._validators.step_output`` (not the public
+    ``Standalone.output_validator``, which may differ for batch tasks), so
+    mageflow does the same to check an output before recording it. Breaks
+    if either private name changes.
+    """
+    validator: TypeAdapter[Any] = standalone._task._validators.step_output
+    return validator
+
+
+def task_retries(standalone: Standalone[Any, Any]) -> int:
+    """``retries=`` as declared: the local backend makes ``retries + 1``
+    attempts. Breaks if the task object moves off ``Standalone._task``."""
+    retries: int = standalone._task.retries
+    return retries
+
+
+def task_execution_timeout(standalone: Standalone[Any, Any]) -> timedelta | str | None:
+    """``execution_timeout=`` as declared, enforced by the local backend.
+    Breaks if the task object moves off ``Standalone._task``."""
+    timeout: timedelta | str | None = standalone._task.execution_timeout
+    return timeout
+
+
+def dependency_function(marker: Depends[Any, Any]) -> Callable[..., Any]:
+    """The function inside ``Depends(fn)``.
+
+    The public ``Depends.fn`` warns (deprecated, "internal") on every read;
+    the plan reads the private ``_fn`` once, at decoration time. Breaks if
+    ``_fn`` is renamed: decoration would fail with an AttributeError.
+    """
+    fn: Callable[..., Any] = marker._fn
+    return fn
+
+
+_NULL_CHARACTER = re.compile(r"(?<!\\)(\\\\)*\\u0000")
+
+
+def serialize_output(validator: TypeAdapter[Any], output: Any) -> str | None:
+    """What a Hatchet worker sends for a task's output.
+
+    A copy of ``Runner.serialize_output`` (a method of a private worker
+    class), needed before the worker applies it: the local backend plays
+    the worker, and a signed run must not record a result that the worker
+    will then refuse. If Hatchet changes its rule, this copy drifts and a
+    signed run may record an output the worker refuses (or the reverse).
+
+    :raises IllegalTaskOutputError: not a dict, a model or a dataclass, not
+        serializable by the task's output validator, or contains ``\\u0000``.
+    """
+    if not output:
+        return None
+    if not isinstance(output, dict | BaseModel) and not dataclasses.is_dataclass(
+        output
+    ):
+        raise IllegalTaskOutputError(
+            "Tasks must return either a dictionary, a Pydantic BaseModel, or a "
+            "dataclass which can be serialized to a JSON object. Got object of "
+            f"type {type(output)} instead."
+        )
+    try:
+        serialized = validator.dump_json(
+            output, context=HATCHET_PYDANTIC_SENTINEL
+        ).decode("utf-8")
+    except Exception as exc:
+        raise IllegalTaskOutputError(f"Failed to serialize task output: {exc}") from exc
+    if not serialized:
+        return None
+    if _NULL_CHARACTER.search(serialized):
+        raise IllegalTaskOutputError(
+            "Task outputs cannot contain the unicode null character \\u0000; "
+            "sanitize it with hatchet_sdk.remove_null_unicode_character."
+        )
+    return serialized
+
+
+# --- the run's context variables ---------------------------------------------
+# A worker sets these (hatchet_sdk.runnables.contextvars) around each run, and
+# Hatchet reads them when a run triggers another one. If the names change,
+# the local backend stops looking like a worker, and triggers from inside a
+# run may become children of that run or inherit its metadata.
+
+
+@contextlib.contextmanager
+def detached() -> Iterator[None]:
+    """Trigger as a top-level run, even from inside a task.
+
+    Hatchet makes a run triggered inside another a child of it when these
+    variables are set; a callback's life is the workflow's, not its
+    trigger's, so mageflow clears them while it triggers.
+    """
+    tokens = (
+        ctx_workflow_run_id.set(None),
+        ctx_step_run_id.set(None),
+        ctx_action_key.set(None),
+    )
+    try:
+        yield
+    finally:
+        ctx_action_key.reset(tokens[2])
+        ctx_step_run_id.reset(tokens[1])
+        ctx_workflow_run_id.reset(tokens[0])
+
+
+def enter_run(metadata: Mapping[str, Any], retry_count: int) -> None:
+    """Set what a worker sets before it calls a task (the local backend's
+    stand-in for ``Runner.async_wrapped_action_func``)."""
+    ctx_additional_metadata.set(dict(metadata))
+    ctx_task_retry_count.set(retry_count)
+
+
+def set_retry_count(retry_count: int) -> None:
+    """The attempt number a worker publishes for the current run."""
+    ctx_task_retry_count.set(retry_count)
+
+
+def forget_inherited_metadata(names: frozenset[str]) -> None:
+    """Drop ``names`` from the metadata runs triggered from here inherit.
+
+    Hatchet copies the current run's ``additional_metadata`` into every run
+    triggered inside it; a child carrying our signature id would try to
+    claim our signature.
+    """
+    inherited = ctx_additional_metadata.get()
+    if inherited and any(key in inherited for key in names):
+        ctx_additional_metadata.set(
+            {k: v for k, v in inherited.items() if k not in names}
+        )

@@ -1,0 +1,214 @@
+"""Swarms: many signatures in parallel, under a concurrency cap kept in Redis.
+
+The cap holds across every worker because the decision to start an item is
+made inside one Lua script, next to the counter it checks. Per item the cost
+is constant: an item that finishes records its outcome at its position,
+frees its slot and takes the next queued item in one script; nothing walks
+the swarm. Only completion reads all results once, to hand the success
+callbacks the list **in the order the items were added**.
+
+The scripts are in :mod:`mageflow.store.scripts` (``SWARM_*``) and the keys
+in :mod:`mageflow.store.keys`: the swarm's hash, plus ``items`` (ids in
+order), ``queue`` (waiting for a slot), ``running`` (a set), ``results``
+(position -> outcome) and ``next`` (position -> the item that position's
+finish started, so a replayed finish starts that same item again, never a
+second one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mageflow.callbacks import TaskError
+from mageflow.engine.inputs import jsonable
+from mageflow.engine.kind import CONTAINER_LEASE, NOTHING, Effects, Settle
+from mageflow.engine.signing import Records, Signer, as_list
+from mageflow.errors import InvalidTransitionError
+from mageflow.signature import (
+    CallbackSpec,
+    SignatureOrRef,
+    SignatureStatus,
+    SwarmSignature,
+    TaskSignature,
+)
+from mageflow.store import SignatureStore, SwarmStep, SwarmVerdict
+from mageflow.store.codec import dumps, encode
+
+ITEM = "item"
+"""A swarm's item: its outcome goes to the swarm's results."""
+
+
+class SwarmKind:
+    """The swarm container kind (see the module docstring)."""
+
+    name = SwarmSignature.kind
+    roles = frozenset({ITEM})
+
+    async def start(
+        self, store: SignatureStore, container_id: str, message: Mapping[str, Any]
+    ) -> Effects:
+        """Start the swarm with ``message``: fill the free slots from the queue."""
+        step = await store.swarm_start(
+            container_id, dumps(dict(message)), CONTAINER_LEASE
+        )
+        return await _after(store, container_id, step)
+
+    async def child_finished(
+        self,
+        store: SignatureStore,
+        container_id: str,
+        child: TaskSignature,
+        status: SignatureStatus,
+        outcome: Any,
+    ) -> Effects:
+        """Record the item's outcome, free its slot, start the next; maybe end."""
+        step = await store.swarm_item_done(
+            container_id, child.id, status, dumps(outcome)
+        )
+        if step.verdict is SwarmVerdict.FAIL:
+            return await _failure(store, container_id, step.ids, outcome)
+        return await _after(store, container_id, step)
+
+    async def resumed(self, store: SignatureStore, container_id: str) -> Effects:
+        """Start what the free slots allow (the first input is kept)."""
+        return await self.start(store, container_id, {})
+
+    async def children(
+        self, store: SignatureStore, container: TaskSignature
+    ) -> list[tuple[str, str]]:
+        items = await store.swarm_items(container.id)
+        return [(f"item {n}", item) for n, item in enumerate(items, 1)]
+
+
+SWARM = SwarmKind()
+
+
+def new(
+    signer: Signer,
+    *,
+    task_name: str | None,
+    max_concurrency: int,
+    stop_after_n_failures: int | None,
+    max_tasks: int | None,
+    success: CallbackSpec | None,
+    error: CallbackSpec | None,
+    kwargs: Mapping[str, Any],
+    records: Records,
+) -> SwarmSignature[Any]:
+    """A new, empty swarm; its records go to ``records``."""
+    if max_concurrency < 1:
+        raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}.")
+    for name, limit in (
+        ("stop_after_n_failures", stop_after_n_failures),
+        ("max_tasks", max_tasks),
+    ):
+        if limit is not None and limit < 1:
+            raise ValueError(f"{name} must be at least 1 (or None), got {limit}.")
+    swarm: SwarmSignature[Any] = SwarmSignature(
+        task_name=task_name or "swarm",
+        kwargs=jsonable(dict(kwargs)),
+        max_concurrency=max_concurrency,
+        stop_after_n_failures=stop_after_n_failures,
+        max_tasks=max_tasks,
+    )
+    if task_name is not None:
+        swarm.return_field = signer.resolve(task_name)[1]
+    swarm.success_callbacks = signer.callbacks(success, records)
+    swarm.error_callbacks = signer.callbacks(error, records)
+    records.append((swarm.id, encode(swarm)))
+    return swarm
+
+
+async def add(
+    store: SignatureStore,
+    signer: Signer,
+    swarm: SwarmSignature[Any],
+    tasks: SignatureOrRef | Sequence[SignatureOrRef],
+) -> tuple[list[str], Effects]:
+    """Add items in order; the effects start those that fit, if it runs.
+
+    Two round trips whatever the batch size: store the items, then one
+    script appends them and starts what fits.
+    """
+    given = as_list(tasks)
+    if not given:
+        return [], NOTHING
+    items: list[TaskSignature[Any]] = []
+    records: Records = []
+    for task in given:
+        if isinstance(task, TaskSignature):
+            task.container_id, task.container_role = swarm.id, ITEM
+            records.append((task.id, {"container": swarm.id, "crole": ITEM}))
+        else:
+            task = signer.new(task, dict(swarm.kwargs))
+            task.container_id, task.container_role = swarm.id, ITEM
+            records.append((task.id, encode(task)))
+        items.append(task)
+    await store.create(records)
+    step = await store.swarm_add(swarm.id, [item.id for item in items])
+    if step.verdict is SwarmVerdict.CLOSED:
+        raise InvalidTransitionError(
+            f"cannot add to swarm {swarm.id}: it is closed (close() was called "
+            "or max_tasks was reached). Create another swarm for more work.",
+            signature_id=swarm.id,
+            task_name=swarm.task_name,
+            action="add",
+        )
+    if step.verdict is SwarmVerdict.FULL:
+        raise InvalidTransitionError(
+            f"cannot add {len(items)} item(s) to swarm {swarm.id}: it takes at "
+            f"most max_tasks={step.input} items.",
+            signature_id=swarm.id,
+            task_name=swarm.task_name,
+            action="add",
+        )
+    return [item.id for item in items], _starts(step)
+
+
+async def close(store: SignatureStore, swarm_id: str) -> Effects:
+    """No more items; the effects complete the swarm if every item finished."""
+    step = await store.swarm_close(swarm_id)
+    return await _after(store, swarm_id, step)
+
+
+def _starts(step: SwarmStep) -> Effects:
+    return Effects(start=[(target, step.input) for target in step.started])
+
+
+async def _after(store: SignatureStore, swarm_id: str, step: SwarmStep) -> Effects:
+    """Start what the script started; settle the swarm if it completed."""
+    if step.verdict is not SwarmVerdict.COMPLETE:
+        return _starts(step)
+    swarm = await store.load(swarm_id)
+    if not isinstance(swarm, SwarmSignature):
+        return _starts(step)
+    results = await store.swarm_results(swarm_id, swarm.size)
+    return Effects(
+        start=_starts(step).start,
+        settle=Settle(swarm, SignatureStatus.DONE, results),
+    )
+
+
+async def _failure(
+    store: SignatureStore, swarm_id: str, running: Sequence[str], outcome: Any
+) -> Effects:
+    """``stop_after_n_failures`` reached: interrupt what runs, then fail."""
+    swarm = await store.load(swarm_id)
+    if not isinstance(swarm, SwarmSignature):
+        return Effects(interrupt=running)
+    last = outcome if isinstance(outcome, dict) else {}
+    error = TaskError(
+        error_type="SwarmFailed",
+        message=(
+            f"{swarm.failed} item(s) failed, reaching stop_after_n_failures="
+            f"{swarm.stop_after_n_failures}; the last: "
+            f"{last.get('error_type')}: {last.get('message')}"
+        ),
+        signature_id=swarm.id,
+        task_name=swarm.task_name,
+        original_message={},
+    )
+    return Effects(
+        interrupt=running, settle=Settle(swarm, SignatureStatus.FAILED, error)
+    )

@@ -1,0 +1,214 @@
+"""``WorkflowEngine``: one client's signatures, chains and swarms, end to end.
+
+The client's workflow methods are one line into here. The engine owns what
+a workflow needs (the store, the dispatcher, the task registry, the signer)
+and is the :class:`~mageflow.signature.SignatureHost` every signature it
+returns is bound to, so ``signature.pause()`` and ``client.pause(id)`` are
+the same call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mageflow.dispatch import Dispatcher
+from mageflow.engine import chain as chains
+from mageflow.engine import swarm as swarms
+from mageflow.engine.inputs import message_data, request_for
+from mageflow.engine.kinds import KINDS
+from mageflow.engine.lifecycle import Lifecycle
+from mageflow.engine.progress import Progress
+from mageflow.engine.signing import Records, Signer
+from mageflow.errors import InvalidTransitionError
+from mageflow.registry import TaskRegistry
+from mageflow.signature import (
+    CallbackSpec,
+    ChainSignature,
+    Message,
+    SignatureOrRef,
+    SignatureStatus,
+    SwarmSignature,
+    TaskRef,
+    TaskSignature,
+)
+from mageflow.store import CallbackTarget, SignatureStore
+from mageflow.store.codec import encode
+
+
+class WorkflowEngine:
+    """Signs, starts, settles and steers the workflows of one client."""
+
+    def __init__(
+        self,
+        store: SignatureStore,
+        dispatcher: Dispatcher,
+        registry: TaskRegistry,
+        signer: Signer,
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.registry = registry
+        self.signer = signer
+        self.progress = Progress(store, dispatcher)
+        self.lifecycle = Lifecycle(store, self.progress)
+
+    # --- making ------------------------------------------------------------------
+
+    async def sign(
+        self,
+        task: TaskRef,
+        *,
+        success: CallbackSpec | None,
+        error: CallbackSpec | None,
+        task_identifiers: dict[str, Any] | None,
+        kwargs: dict[str, Any],
+    ) -> TaskSignature[Any]:
+        """Store a call of ``task`` with its callbacks, in one round trip."""
+        records: Records = []
+        signature = self.signer.new(task, kwargs, task_identifiers)
+        signature.success_callbacks = self.signer.callbacks(success, records)
+        signature.error_callbacks = self.signer.callbacks(error, records)
+        records.append((signature.id, encode(signature)))
+        await self.store.create(records)
+        return signature.bind(self)
+
+    async def load_signature(self, signature_id: str) -> TaskSignature[Any] | None:
+        """The stored signature with this id, bound, or ``None``."""
+        signature = await self.store.load(signature_id)
+        return None if signature is None else signature.bind(self)
+
+    async def chain(
+        self,
+        tasks: Sequence[SignatureOrRef],
+        *,
+        name: str | None,
+        success: CallbackSpec | None,
+        error: CallbackSpec | None,
+        kwargs: dict[str, Any],
+    ) -> ChainSignature[Any]:
+        """Store a chain and its steps, in one round trip."""
+        records: Records = []
+        chain = chains.create(
+            self.signer,
+            tasks,
+            name=name,
+            success=success,
+            error=error,
+            kwargs=kwargs,
+            records=records,
+        )
+        await self.store.create(records)
+        return chain.bind(self)
+
+    async def swarm(
+        self,
+        tasks: Sequence[SignatureOrRef] | None,
+        *,
+        task_name: str | None,
+        max_concurrency: int,
+        stop_after_n_failures: int | None,
+        max_tasks: int | None,
+        success: CallbackSpec | None,
+        error: CallbackSpec | None,
+        kwargs: dict[str, Any],
+    ) -> SwarmSignature[Any]:
+        """Store a swarm, then add ``tasks`` to it."""
+        records: Records = []
+        swarm = swarms.new(
+            self.signer,
+            task_name=task_name,
+            max_concurrency=max_concurrency,
+            stop_after_n_failures=stop_after_n_failures,
+            max_tasks=max_tasks,
+            success=success,
+            error=error,
+            kwargs=kwargs,
+            records=records,
+        )
+        await self.store.create(records)
+        swarm.bind(self)
+        if tasks:
+            await self.swarm_add(swarm, tasks)
+        return swarm
+
+    async def swarm_add(
+        self,
+        swarm: SwarmSignature[Any],
+        tasks: SignatureOrRef | Sequence[SignatureOrRef],
+    ) -> list[str]:
+        """Add items to ``swarm``; those that fit under the cap start now."""
+        ids, effects = await swarms.add(self.store, self.signer, swarm, tasks)
+        await self.progress.apply(effects)
+        return ids
+
+    async def swarm_close(self, swarm_id: str) -> None:
+        """No more items; complete now if every item already finished."""
+        await self.progress.apply(await swarms.close(self.store, swarm_id))
+
+    # --- running -----------------------------------------------------------------
+
+    async def dispatch_signature(
+        self, signature: TaskSignature[Any], message: Message = None
+    ) -> str:
+        """Start ``signature`` with ``message``; return the run id.
+
+        For a container there is no single run: the container's id is
+        returned.
+        """
+        data = message_data(message, f"signature {signature.id}")
+        if signature.kind in KINDS:
+            target = CallbackTarget(
+                signature.id, signature.kind, signature.task_name, {}, None
+            )
+            await self.progress.start([(target, data)])
+            return signature.id
+        request = request_for(signature.id, signature.task_name, signature.kwargs, data)
+        return await self.dispatcher.trigger(request)
+
+    async def run_signature(
+        self, signature: TaskSignature[Any], message: Message = None
+    ) -> Any:
+        """Start ``signature``, wait for it, and return its validated result."""
+        request = request_for(
+            signature.id,
+            signature.task_name,
+            signature.kwargs,
+            message_data(message, f"signature {signature.id}"),
+        )
+        output = await self.dispatcher.run(request)
+        if output is None:
+            after = await self.store.load(signature.id)
+            if after is None or after.status is not SignatureStatus.DONE:
+                state = "gone" if after is None else after.status.value
+                raise InvalidTransitionError(
+                    f"signature {signature.id} ({signature.task_name}) did not "
+                    f"run: it is {state}. Resume it, or sign the task again.",
+                    signature_id=signature.id,
+                    task_name=signature.task_name,
+                    status=state,
+                    action="run",
+                )
+        return self.validate_output(signature.task_name, output)
+
+    def validate_output(self, task_name: str, output: Any) -> Any:
+        """``output`` (JSON data) as the task's declared return type, when
+        the task is one of ours and declares one."""
+        registered = self.registry.get(task_name)
+        if registered is not None and registered.output is not None:
+            return registered.output.validate_python(output)
+        return output
+
+    # --- steering ----------------------------------------------------------------
+
+    async def pause(self, signature_id: str) -> None:
+        await self.lifecycle.pause(signature_id)
+
+    async def resume(self, signature_id: str) -> None:
+        await self.lifecycle.resume(signature_id)
+
+    async def stop(self, signature_id: str) -> None:
+        await self.lifecycle.stop(signature_id)
+
+    async def remove(self, signature_id: str) -> int:
+        return await self.lifecycle.remove(signature_id)

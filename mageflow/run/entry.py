@@ -1,0 +1,91 @@
+"""The function Hatchet actually calls for a mageflow task.
+
+:func:`make_task_callable` closes over the task's plan and the client's
+:class:`~mageflow.run.runtime.TaskRuntime` and returns one
+``async def (input, ctx, **provided)``. Hatchet sees only that signature, so
+it resolves nothing itself; mageflow assembles the user's arguments from the
+plan. The wrapper deliberately has no ``__wrapped__``: Hatchet would follow
+it, find the user's ``Depends`` parameters and resolve them a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hatchet_sdk import Context
+
+from mageflow.dispatch import SIGNATURE_ID
+from mageflow.errors import MissingSignatureError
+from mageflow.injection.plan import NO_RETURN_HINT, InjectionPlan, PlanCell
+from mageflow.injection.resolve import assemble
+from mageflow.run.call import call_user
+from mageflow.run.runtime import TaskRuntime
+from mageflow.run.signed import run_signed
+
+TaskCallable = Callable[..., Awaitable[Any]]
+
+
+def make_task_callable(cell: PlanCell, runtime: TaskRuntime) -> TaskCallable:
+    """The coroutine function handed to Hatchet in place of the user's function."""
+    scope, owner = runtime.scope, runtime.owner
+
+    async def run_task(input: Any, ctx: Context, **provided: Any) -> Any:
+        plan = cell.plan
+        if plan.unresolved:
+            plan = cell.current()
+        metadata = ctx.additional_metadata
+        if scope.get() is not owner:
+            # Left set: a run's context ends with the run (each run is its own
+            # asyncio task on a worker), and a reset would cost as much as the
+            # rest of the wrapper.
+            scope.set(owner)
+        if metadata and SIGNATURE_ID in metadata:
+            return await run_signed(
+                plan,
+                input,
+                ctx,
+                str(metadata[SIGNATURE_ID]),
+                metadata,
+                provided,
+                runtime,
+            )
+        if plan.requires_signature:
+            raise _missing_signature(plan)
+        if plan.plain and not provided and not runtime.overrides:
+            # The common case inline: one coroutine less is a third of
+            # the wrapper's cost.
+            args, kwargs = assemble(plan, input, ctx, None)
+            if plan.is_async:
+                return await plan.fn(*args, **kwargs)
+            return await asyncio.to_thread(plan.fn, *args, **kwargs)
+        return await call_user(plan, input, ctx, None, provided, runtime)
+
+    plan = cell.plan
+    fn = plan.fn
+    run_task.__name__ = getattr(fn, "__name__", plan.task_name)
+    run_task.__qualname__ = getattr(fn, "__qualname__", plan.task_name)
+    run_task.__module__ = getattr(fn, "__module__", __name__)
+    run_task.__doc__ = getattr(fn, "__doc__", None)
+    # Hatchet builds the output validator from get_type_hints(run_task); give it
+    # the user's resolved return type, so aio_run() returns the validated model.
+    run_task.__annotations__ = (
+        {} if plan.return_hint is NO_RETURN_HINT else {"return": plan.return_hint}
+    )
+    # Hatchet calls inspect.signature() on the task function on every run;
+    # a precomputed one turns that into an attribute read.
+    run_task.__signature__ = inspect.signature(run_task)  # type: ignore[attr-defined]
+    return run_task
+
+
+def _missing_signature(plan: InjectionPlan) -> MissingSignatureError:
+    return MissingSignatureError(
+        f"task {plan.task_name!r} requires a TaskSignature, but this run was "
+        "not started from one (it was triggered through plain Hatchet). "
+        "Start it through a mageflow signature (`await client.sign(task)` then "
+        "`aio_run_no_wait(msg)`), or annotate the parameter "
+        "`TaskSignature | None` to accept runs without one.",
+        task_name=plan.task_name,
+    )

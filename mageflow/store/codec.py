@@ -1,0 +1,195 @@
+"""Records as stored: a signature to hash fields and back, validated.
+
+A record is a flat hash of strings and JSON. Every record carries ``v`` (the
+schema version) and ``kind``; the fields every kind shares are written by
+:func:`encode` and read by :func:`decode`, and each kind adds its own
+through its :class:`RecordFormat` in :data:`FORMATS`. Anything that is not a
+mageflow record raises :class:`~mageflow.CorruptSignatureError`; nothing read
+is ever executed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from mageflow.errors import CorruptSignatureError
+from mageflow.signature import (
+    ChainSignature,
+    SignatureStatus,
+    SwarmSignature,
+    TaskSignature,
+)
+from mageflow.store import keys
+from mageflow.store.replies import CallbackTarget
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, the only format mageflow stores."""
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def text(value: Any) -> str:
+    """A reply element as ``str`` (clients may or may not decode responses)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def fields_of(flat: Sequence[Any]) -> dict[str, str]:
+    """``HGETALL`` as returned inside a Lua reply: a flat key/value list."""
+    items = [text(x) for x in flat]
+    return dict(zip(items[::2], items[1::2], strict=True))
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordFormat:
+    """How one kind of signature adds its own fields to the shared ones."""
+
+    cls: type[TaskSignature]
+    encode: Callable[[Any], dict[str, str]]
+    """The kind's fields of a new record."""
+    decode: Callable[[Mapping[str, str]], dict[str, Any]]
+    """The kind's model values, read from a record."""
+
+
+def _no_fields(signature: TaskSignature) -> dict[str, str]:
+    return {}
+
+
+def _no_values(record: Mapping[str, str]) -> dict[str, Any]:
+    return {}
+
+
+def _chain_fields(chain: ChainSignature) -> dict[str, str]:
+    return {"items": dumps(chain.steps)}
+
+
+def _chain_values(record: Mapping[str, str]) -> dict[str, Any]:
+    return {"steps": json.loads(record["items"])}
+
+
+def _swarm_fields(swarm: SwarmSignature) -> dict[str, str]:
+    # The counters are the swarm scripts' own; see scripts._SWARM.
+    return {
+        "maxc": str(swarm.max_concurrency),
+        "stopn": str(swarm.stop_after_n_failures or 0),
+        "maxt": str(swarm.max_tasks or 0),
+        "closed": "1" if swarm.closed else "0",
+        "n": "0",
+        "running": "0",
+        "nfin": "0",
+        "nfail": "0",
+    }
+
+
+def _swarm_values(record: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "max_concurrency": int(record["maxc"]),
+        "stop_after_n_failures": int(record["stopn"]) or None,
+        "max_tasks": int(record["maxt"]) or None,
+        "closed": record["closed"] == "1",
+        "size": int(record["n"]),
+        "finished": int(record["nfin"]),
+        "failed": int(record["nfail"]),
+    }
+
+
+FORMATS: Mapping[str, RecordFormat] = {
+    fmt.cls.kind: fmt
+    for fmt in (
+        RecordFormat(TaskSignature, _no_fields, _no_values),
+        RecordFormat(ChainSignature, _chain_fields, _chain_values),
+        RecordFormat(SwarmSignature, _swarm_fields, _swarm_values),
+    )
+}
+"""Every kind of record, by its ``kind`` field."""
+
+
+def encode(signature: TaskSignature) -> dict[str, str]:
+    """The hash fields of a new record."""
+    return {
+        "v": keys.SCHEMA_VERSION,
+        "kind": signature.kind,
+        "task": signature.task_name,
+        "kwargs": dumps(signature.kwargs),
+        "ids": dumps(signature.task_identifiers),
+        "ok": dumps(signature.success_callbacks),
+        "err": dumps(signature.error_callbacks),
+        "status": signature.status.value,
+        "created": signature.created_at.isoformat(),
+        "container": signature.container_id or "",
+        "crole": signature.container_role or "",
+        "rv": signature.return_field or "",
+        **FORMATS[signature.kind].encode(signature),
+    }
+
+
+def decode(signature_id: str, record: Mapping[str, str]) -> TaskSignature:
+    """Validate a record into a signature of its kind; refuse anything else."""
+    key = keys.signature(signature_id)
+    if record.get("v") != keys.SCHEMA_VERSION:
+        raise CorruptSignatureError(
+            f"{key} is not a mageflow signature record (schema field "
+            f"v={record.get('v')!r}, expected {keys.SCHEMA_VERSION!r}). Remove "
+            "the key, or point mageflow at a Redis database that only it "
+            "writes to.",
+            key=key,
+            signature_id=signature_id,
+        )
+    try:
+        kind = record.get("kind", TaskSignature.kind)
+        fmt = FORMATS.get(kind)
+        if fmt is None:
+            raise ValueError(f"unknown kind {kind!r}")
+        return fmt.cls(
+            **fmt.decode(record),
+            id=signature_id,
+            task_name=record["task"],
+            kwargs=json.loads(record["kwargs"]),
+            task_identifiers=json.loads(record["ids"]),
+            success_callbacks=json.loads(record["ok"]),
+            error_callbacks=json.loads(record["err"]),
+            status=SignatureStatus(record["status"]),
+            created_at=datetime.fromisoformat(record["created"]),
+            container_id=record.get("container") or None,
+            container_role=record.get("crole") or None,
+            return_field=record.get("rv") or None,
+        )
+    except (KeyError, ValueError, TypeError, ValidationError) as exc:
+        raise CorruptSignatureError(
+            f"{key} holds a damaged signature record ({type(exc).__name__}: "
+            f"{exc}). It was not run; remove the key with mageflow.remove() or "
+            "by hand.",
+            key=key,
+            signature_id=signature_id,
+        ) from exc
+
+
+def decode_target(signature_id: str, reply: Sequence[Any]) -> CallbackTarget | None:
+    """A script's ``v, kind, task, kwargs, rv`` of a signature to start;
+    ``None`` when the record is gone (removed or expired)."""
+    version, kind, task, kwargs, return_field = (
+        None if x is None else text(x) for x in reply
+    )
+    if version is None:
+        return None
+    key = keys.signature(signature_id)
+    if version != keys.SCHEMA_VERSION or kind is None or kwargs is None:
+        raise CorruptSignatureError(
+            f"callback {key} is not a valid mageflow record; it was not dispatched.",
+            key=key,
+            signature_id=signature_id,
+        )
+    try:
+        bound = json.loads(kwargs)
+    except ValueError as exc:
+        raise CorruptSignatureError(
+            f"callback {key} has damaged kwargs ({exc}).",
+            key=key,
+            signature_id=signature_id,
+        ) from exc
+    return CallbackTarget(signature_id, kind, task or "", bound, return_field or None)

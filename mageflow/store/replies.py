@@ -1,0 +1,138 @@
+"""What the store's scripts decide, as typed values.
+
+Every state transition is one Lua script (:mod:`mageflow.store.scripts`)
+whose reply starts with a verdict word. :class:`~mageflow.store.SignatureStore`
+turns each reply into one of these, so the layers above switch on enum
+members that mypy checks, never on strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+from mageflow.signature import SignatureStatus, TaskSignature
+
+
+class ActivationVerdict(enum.Enum):
+    """What a delivery of a signed run may do (:data:`scripts.ACTIVATE`)."""
+
+    RUN = "run"
+    """This delivery holds the signature: run the function."""
+    DUPLICATE = "duplicate"
+    """Another dispatch holds it: end without running."""
+    SUSPENDED = "suspended"
+    """Paused: the message was recorded, to run on resume."""
+    FINISHED = "finished"
+    """Already done or failed: replay its completion, never run again."""
+    CANCELED = "canceled"
+    """Stopped or interrupted: end without running."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Activation:
+    verdict: ActivationVerdict
+    status: str
+    signature: TaskSignature | None = None
+    """The record, decoded, for ``RUN`` and ``FINISHED``."""
+    record: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class CallbackTarget:
+    """A signature to start: enough to trigger it without another read."""
+
+    id: str
+    kind: str
+    task_name: str
+    kwargs: dict[str, Any]
+    return_field: str | None
+
+
+class FinishVerdict(enum.Enum):
+    """What recording an outcome did (:data:`scripts.FINISH`)."""
+
+    FIRE = "fire"
+    """Recorded: fire the callbacks it returned."""
+    HELD = "held"
+    """Paused meanwhile: the outcome waits for resume."""
+    FINISHED = "finished"
+    """An earlier delivery already recorded an outcome."""
+    DROPPED = "dropped"
+    """Stopped or interrupted meanwhile: the outcome is discarded."""
+    LOST = "lost"
+    """Another dispatch holds the signature."""
+    MISSING = "missing"
+    """The record is gone."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Finish:
+    verdict: FinishVerdict
+    targets: tuple[CallbackTarget, ...] = ()
+
+
+class SwarmVerdict(enum.Enum):
+    """What a swarm script decided (``scripts.SWARM_*``)."""
+
+    OK = "ok"
+    """Applied; start the items it returned."""
+    QUEUED = "queued"
+    """Items added to a swarm that has not started."""
+    COMPLETE = "complete"
+    """Every item finished: settle the swarm as done."""
+    FAIL = "fail"
+    """``stop_after_n_failures`` was reached: interrupt what runs, fail it."""
+    FULL = "full"
+    """``max_tasks`` would be exceeded; nothing was added."""
+    CLOSED = "closed"
+    """The swarm takes no more items; nothing was added."""
+    SUSPENDED = "suspended"
+    """Paused: the start message was recorded for resume."""
+    NOOP = "noop"
+    """Already started or finished: nothing to do."""
+    UNKNOWN = "unknown"
+    """The item does not belong to the swarm."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SwarmStep:
+    """What a swarm script decided, and the items it started."""
+
+    verdict: SwarmVerdict
+    ids: tuple[str, ...] = ()
+    """The started items, or (``FAIL``) the items still running or queued."""
+    started: tuple[CallbackTarget, ...] = ()
+    input: Any = None
+    """The swarm's input message, for the started items (``FULL``: the cap)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Transition:
+    """A lifecycle step that happened: the status it left, and the kind."""
+
+    previous: SignatureStatus
+    kind: str
+
+
+class ResumeVerdict(enum.Enum):
+    """What leaving ``suspended`` requires of the caller (:data:`scripts.RESUME`)."""
+
+    FIRE = "fire"
+    """The run finished while paused: fire its callbacks now."""
+    REDISPATCH = "redispatch"
+    """A delivery arrived while paused: start it again with its message."""
+    RUNNING = "running"
+    """The paused run is still going; nothing to send."""
+    PENDING = "pending"
+    """Nothing had arrived; it waits for its first delivery."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Resumption:
+    verdict: ResumeVerdict
+    kind: str
+    message: Any = None
+    record: Mapping[str, str] = dataclasses.field(default_factory=dict)
