@@ -24,25 +24,22 @@ from hatchet_sdk.runnables.types import R, TWorkflowInput
 from hatchet_sdk.runnables.workflow import BaseWorkflow, Standalone
 from hatchet_sdk.utils.typing import CoroutineLike
 from hatchet_sdk.worker.worker import LifespanFn, Worker
-from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from typing_extensions import Unpack
 
 from mageflow import scope
 from mageflow._hatchet import share_client_state
-from mageflow.callbacks import return_field_of
+from mageflow.declaration import declare
 from mageflow.dispatch import Dispatcher
 from mageflow.dispatch.hatchet import HatchetDispatcher
 from mageflow.dispatch.local import LocalDispatcher
 from mageflow.engine.signing import Signer
 from mageflow.engine.workflows import WorkflowEngine
-from mageflow.errors import InjectionError
-from mageflow.injection.plan import NO_RETURN_HINT, PlanCell, build_plan, explain
+from mageflow.injection.plan import explain
 from mageflow.injection.resolve import Override
-from mageflow.markers import F, add_mark, read_marks
+from mageflow.markers import F, add_mark, stagger_mark
 from mageflow.params import AcceptParams
 from mageflow.registry import RegisteredTask, TaskRegistry
-from mageflow.run.entry import make_task_callable
 from mageflow.run.runtime import TaskRuntime
 from mageflow.signature import (
     CallbackSpec,
@@ -83,6 +80,20 @@ def _find_task(task: Standalone[Any, Any]) -> RegisteredTask | None:
     return None if owner is None else owner.registry.get(task.name)
 
 
+def _engine(
+    client: HatchetMageflow, redis: RedisConnection, ttl: TTLConfig, backend: Backend
+) -> WorkflowEngine:
+    """The workflow engine of ``client``, on the chosen backend."""
+    local = backend == "local"
+    dispatcher: Dispatcher = (
+        LocalDispatcher(client.registry) if local else HatchetDispatcher(client)
+    )
+    signer = Signer(client.registry, strict_names=local, find_task=_find_task)
+    return WorkflowEngine(
+        SignatureStore(redis, ttl), dispatcher, client.registry, signer
+    )
+
+
 class HatchetMageflow(Hatchet):
     """The Hatchet client, plus type-driven injection and mageflow workflows.
 
@@ -109,19 +120,7 @@ class HatchetMageflow(Hatchet):
         """Test-time replacements for dependencies and injectables, keyed by
         the ``Depends`` function or the ``Context`` / ``TaskSignature`` type.
         Empty in production, where the run path never looks further."""
-        dispatcher: Dispatcher = (
-            LocalDispatcher(self.registry)
-            if backend == "local"
-            else HatchetDispatcher(self)
-        )
-        self.engine = WorkflowEngine(
-            SignatureStore(redis, ttl or TTLConfig()),
-            dispatcher,
-            self.registry,
-            Signer(
-                self.registry, strict_names=backend == "local", find_task=_find_task
-            ),
-        )
+        self.engine = _engine(self, redis, ttl or TTLConfig(), backend)
         # One generator per client, so stagger delays never share hidden state.
         self._runtime = TaskRuntime(
             self.engine,
@@ -194,16 +193,7 @@ class HatchetMageflow(Hatchet):
         logged through ``ctx.log``. The function does not need a context
         parameter for this.
         """
-        if not isinstance(wait_delta, timedelta) or wait_delta < timedelta(0):
-            raise ValueError(
-                f"stagger_execution(wait_delta=...) takes a non-negative "
-                f"timedelta, got {wait_delta!r}."
-            )
-
-        def mark(fn: F) -> F:
-            return add_mark(fn, "stagger_execution", stagger=wait_delta)
-
-        return mark
+        return stagger_mark(wait_delta)
 
     # --- tasks -------------------------------------------------------------
 
@@ -306,48 +296,15 @@ class HatchetMageflow(Hatchet):
     def _declare(
         self, fn: Callable[..., Any], *, durable: bool, options: dict[str, Any]
     ) -> Standalone[Any, Any]:
-        if isinstance(fn, BaseWorkflow):
-            raise InjectionError(
-                f"{fn.name!r} is already a Hatchet task; decorate the function "
-                "with @client.task(...) once.",
-                task_name=fn.name,
-            )
-        task_name = options.get("name") or getattr(fn, "__name__", None)
-        if not task_name:
-            raise InjectionError(
-                f"cannot name the task for {fn!r}: pass name=... to the decorator."
-            )
-        plan = build_plan(
+        return declare(
+            self,
             fn,
-            task_name=task_name,
             durable=durable,
+            options=options,
             config=self._param_config,
-            marks=read_marks(fn),
+            runtime=self._runtime,
+            registry=self.registry,
         )
-        if options.get("input_validator") is None and plan.input_model is not None:
-            options = {**options, "input_validator": plan.input_model}
-        cell = PlanCell(plan)
-        declare: Callable[..., Callable[[Callable[..., Any]], Any]] = (
-            Hatchet.durable_task if durable else Hatchet.task
-        )
-        standalone = cast(
-            "Standalone[Any, Any]",
-            declare(self, **options)(make_task_callable(cell, self._runtime)),
-        )
-        output = (
-            None
-            if plan.return_hint is NO_RETURN_HINT
-            else TypeAdapter(cast(Any, plan.return_hint))
-        )
-        self.registry.add(
-            RegisteredTask(
-                standalone,
-                cell,
-                return_field_of(options.get("input_validator")),
-                output,
-            )
-        )
-        return standalone
 
     def registered_task(self, name: str) -> RegisteredTask | None:
         """The task declared with this client under ``name``, if any."""

@@ -61,3 +61,17 @@ def add_mark(fn: F, decorator: str, **changes: Any) -> F:
             "Decorate a plain `def` or `async def` function instead."
         ) from exc
     return fn
+
+
+def stagger_mark(wait_delta: timedelta) -> Callable[[F], F]:
+    """The decorator ``client.stagger_execution(wait_delta)`` returns."""
+    if not isinstance(wait_delta, timedelta) or wait_delta < timedelta(0):
+        raise ValueError(
+            f"stagger_execution(wait_delta=...) takes a non-negative "
+            f"timedelta, got {wait_delta!r}."
+        )
+
+    def mark(fn: F) -> F:
+        return add_mark(fn, "stagger_execution", stagger=wait_delta)
+
+    return mark
