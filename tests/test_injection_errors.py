@@ -5,14 +5,17 @@ below matches all three. The only run-time failure is a required
 ``TaskSignature`` on a run that has none.
 """
 
+import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Annotated, Any, Optional
 
 import pytest
-from hatchet_sdk import Context, Depends, DurableContext
+from hatchet_sdk import Context, Depends, DurableContext, EmptyModel
 from hatchet_sdk.exceptions import NonRetryableException
 from pydantic import BaseModel
+from typing_extensions import TypedDict
 
 from mageflow import (
     AcceptParams,
@@ -23,6 +26,8 @@ from mageflow import (
     TaskSignature,
     UnknownTaskError,
 )
+from mageflow.injection.plan import build_plan
+from mageflow.markers import read_marks
 
 
 class In(BaseModel):
@@ -36,6 +41,17 @@ class CustomSignature(TaskSignature):
 def says(task: str, *parts: str) -> str:
     """A pattern matching a message naming ``task``, then each part, in order."""
     return ".*".join([re.escape(f"task {task!r}"), *parts])
+
+
+@contextmanager
+def refused(task: str, parameter: str | None, *parts: str) -> Iterator[None]:
+    """The block raises an InjectionError whose message names ``task``, then
+    each (regex) part in order, and whose fields hold the task and the
+    parameter at fault."""
+    with pytest.raises(InjectionError, match=says(task, *parts)) as caught:
+        yield
+    assert caught.value.task_name == task
+    assert caught.value.parameter == parameter
 
 
 # Dependencies that cannot be planned. They live at module level, so their
@@ -519,10 +535,444 @@ async def test_dependency_extras_with_defaults_or_variadic_are_accepted(
     @client.task(name="dep-extras")
     async def dep_extras(
         msg: In, url: Annotated[str, Depends(with_good_extras)]
-    ) -> str:
-        return url
+    ) -> dict[str, str]:
+        return {"url": url}
 
-    assert await dep_extras.aio_mock_run(In(value=1)) == "db://"
+    assert await dep_extras.aio_mock_run(In(value=1)) == {"url": "db://"}
+
+
+# --- a. Depends written as a default, FastAPI-style -------------------------
+
+
+def test_depends_as_a_default_is_rejected(client: HatchetMageflow) -> None:
+    """Hatchet reads Depends only in the annotation: as a default, the body
+    would receive the Depends object itself."""
+    with refused(
+        "fastapi-default",
+        "x",
+        "'x'",
+        "default",
+        re.escape("`x: Annotated[int, Depends(_three)]`"),
+    ):
+
+        @client.task(name="fastapi-default")
+        async def fastapi_default(msg: In, x: int = Depends(_three)) -> None:
+            return None
+
+
+def test_depends_as_the_default_of_an_unannotated_parameter_is_rejected(
+    client: HatchetMageflow,
+) -> None:
+    with refused(
+        "fastapi-bare",
+        "x",
+        "'x'",
+        re.escape("`x: Annotated[T, Depends(_three)]`"),
+    ):
+
+        @client.task(name="fastapi-bare")
+        async def fastapi_bare(msg: In, *, x=Depends(_three)) -> None:  # noqa: B008
+            return None
+
+
+def _fastapi_dependency(msg: In, ctx: Context, n: int = Depends(_three)) -> int:
+    return n
+
+
+def test_depends_as_a_default_in_a_dependency_is_rejected(
+    client: HatchetMageflow,
+) -> None:
+    with refused(
+        "fastapi-nested",
+        "x",
+        "'_fastapi_dependency'",
+        "'n'",
+        re.escape("`n: Annotated[int, Depends(_three)]`"),
+    ):
+
+        @client.task(name="fastapi-nested")
+        async def fastapi_nested(
+            msg: In, x: Annotated[int, Depends(_fastapi_dependency)]
+        ) -> None:
+            return None
+
+
+# --- b. the first parameter must be something Hatchet can validate -----------
+
+
+@pytest.mark.parametrize(
+    "hint",
+    [int, str, list[int], Optional[int], Mapping[str, int]],  # noqa: UP045
+    ids=["int", "str", "list[int]", "Optional[int]", "Mapping"],
+)
+def test_a_first_parameter_hatchet_cannot_validate_is_rejected(
+    client: HatchetMageflow, hint: Any
+) -> None:
+    with refused(
+        "scalar-input",
+        "msg",
+        "'msg'",
+        "pydantic model, a dataclass or a dict",
+        re.escape("`class MsgInput(BaseModel): value: "),
+        re.escape("`msg: MsgInput`"),
+    ):
+
+        @client.task(name="scalar-input")
+        async def scalar_input(msg: hint) -> None:
+            return None
+
+
+def test_a_union_of_models_as_the_first_parameter_is_rejected(
+    client: HatchetMageflow,
+) -> None:
+    class Other(BaseModel):
+        name: str
+
+    with refused("union-input", "msg", "'msg'", "union", "one model"):
+
+        @client.task(name="union-input")
+        async def union_input(msg: In | Other) -> None:
+            return None
+
+
+def test_the_context_as_the_first_parameter_is_rejected(
+    client: HatchetMageflow,
+) -> None:
+    """A forgotten message parameter: the context would receive the input."""
+    with refused(
+        "context-first",
+        "ctx",
+        "'ctx'",
+        "input message",
+        re.escape("`async def task(msg: MyInput, ctx: Context, ...)`"),
+    ):
+
+        @client.task(name="context-first")
+        async def context_first(ctx: Context) -> None:
+            return None
+
+
+@dataclasses.dataclass
+class DataIn:
+    value: int
+
+
+class TypedIn(TypedDict):
+    value: int
+
+
+@pytest.mark.parametrize(
+    ("hint", "validator"),
+    [
+        (In, In),
+        (Optional[In], In),  # noqa: UP045
+        (Annotated[In, "meta"], In),
+        (EmptyModel, EmptyModel),
+        (DataIn, DataIn),
+        (dict, dict),
+        (dict[str, int], dict[str, int]),
+        (TypedIn, TypedIn),
+        (Any, EmptyModel),
+        (object, EmptyModel),
+    ],
+    ids=[
+        "model",
+        "Optional",
+        "Annotated",
+        "EmptyModel",
+        "dataclass",
+        "dict",
+        "dict[str, int]",
+        "TypedDict",
+        "Any",
+        "object",
+    ],
+)
+def test_first_parameters_hatchet_can_validate_are_accepted(
+    client: HatchetMageflow, hint: Any, validator: Any
+) -> None:
+    @client.task(name="model-input")
+    async def model_input(msg: hint) -> None:
+        return None
+
+    assert model_input.input_validator_type == validator
+
+
+def test_a_typed_dict_first_parameter_validates_the_input(
+    client: HatchetMageflow,
+) -> None:
+    @client.task(name="typed-dict-input")
+    async def typed_dict_input(msg: TypedIn) -> None:
+        return None
+
+    adapter = typed_dict_input._workflow._config.input_validator
+    assert adapter.validate_python({"value": "3"}) == {"value": 3}
+
+
+# --- c. two Depends in one annotation ----------------------------------------
+
+
+def _four(msg: In, ctx: Context) -> int:
+    return 4
+
+
+def test_two_depends_in_one_annotation_are_rejected(client: HatchetMageflow) -> None:
+    with refused(
+        "two-depends",
+        "n",
+        "'n'",
+        re.escape("Depends(_three), Depends(_four)"),
+        "Keep one",
+    ):
+
+        @client.task(name="two-depends")
+        async def two_depends(
+            msg: In, n: Annotated[int, Depends(_three), Depends(_four)]
+        ) -> None:
+            return None
+
+
+def _two_inside(
+    msg: In, ctx: Context, n: Annotated[int, Depends(_three), Depends(_four)]
+) -> int:
+    return n
+
+
+def test_two_depends_in_one_annotation_of_a_dependency_are_rejected(
+    client: HatchetMageflow,
+) -> None:
+    with refused("two-depends-nested", "x", "'_two_inside'", "'n'", "Keep one"):
+
+        @client.task(name="two-depends-nested")
+        async def two_depends_nested(
+            msg: In, x: Annotated[int, Depends(_two_inside)]
+        ) -> None:
+            return None
+
+
+# --- d. a required signature on a task crons or events start ------------------
+
+
+def _plan(fn: Callable[..., Any], **options: Any) -> Any:
+    return build_plan(
+        fn,
+        task_name="triggered",
+        durable=False,
+        config=AcceptParams.NO_CTX,
+        marks=read_marks(fn),
+        **options,
+    )
+
+
+@pytest.mark.parametrize(
+    "hint",
+    [TaskSignature, CustomSignature, Annotated[TaskSignature, "meta"]],
+    ids=["TaskSignature", "subclass", "Annotated"],
+)
+def test_a_required_signature_on_a_triggered_task_is_rejected(hint: Any) -> None:
+    async def nightly(msg: In, sig: hint) -> None:
+        return None
+
+    with refused(
+        "triggered",
+        "sig",
+        "'sig'",
+        "crons or events",
+        re.escape("`TaskSignature | None`"),
+    ):
+        _plan(nightly, triggered=True)
+
+
+def test_an_optional_signature_on_a_triggered_task_is_accepted() -> None:
+    async def nightly(msg: In, sig: TaskSignature | None, other=None) -> None:
+        return None
+
+    assert not _plan(nightly, triggered=True).requires_signature
+    assert _plan(lambda msg, sig=None: None, triggered=True).unresolved == ()
+
+
+def test_a_required_signature_on_a_task_not_triggered_is_accepted() -> None:
+    async def signed_only(msg: In, sig: TaskSignature) -> None:
+        return None
+
+    assert _plan(signed_only).requires_signature
+    assert _plan(signed_only, triggered=False).requires_signature
+
+
+# --- e. a return annotation Hatchet's worker cannot send -----------------------
+
+
+@pytest.mark.parametrize(
+    "hint",
+    [int, str, list[int], bool, Optional[int], In | int, tuple[In, In]],  # noqa: UP045
+    ids=["int", "str", "list[int]", "bool", "Optional[int]", "In | int", "tuple"],
+)
+def test_a_return_annotation_hatchet_cannot_send_is_rejected(
+    client: HatchetMageflow, hint: Any
+) -> None:
+    with refused(
+        "scalar-output",
+        "return",
+        "return annotation",
+        "dict, a pydantic model, a dataclass or None",
+        "Return a model",
+    ):
+
+        @client.task(name="scalar-output")
+        async def scalar_output(msg: In) -> hint:
+            return None
+
+
+class OtherOut(BaseModel):
+    note: str
+
+
+class TypedOut(TypedDict):
+    value: int
+
+
+@pytest.mark.parametrize(
+    "hint",
+    [
+        None,
+        In,
+        Optional[In],  # noqa: UP045
+        In | OtherOut,
+        In | OtherOut | None,
+        Annotated[In, "meta"],
+        DataIn,
+        dict,
+        dict[str, int],
+        Mapping[str, int],
+        TypedOut,
+        Any,
+        object,
+    ],
+    ids=[
+        "None",
+        "model",
+        "Optional",
+        "union",
+        "union | None",
+        "Annotated",
+        "dataclass",
+        "dict",
+        "dict[str, int]",
+        "Mapping",
+        "TypedDict",
+        "Any",
+        "object",
+    ],
+)
+def test_return_annotations_hatchet_can_send_are_accepted(
+    client: HatchetMageflow, hint: Any
+) -> None:
+    @client.task(name="model-output")
+    async def model_output(msg: In) -> hint:
+        return None
+
+    assert client.explain(model_output)
+
+
+def test_no_return_annotation_is_accepted(client: HatchetMageflow) -> None:
+    @client.task(name="no-output-annotation")
+    async def no_output_annotation(msg: In):
+        return None
+
+    assert client.explain(no_output_annotation)
+
+
+# --- f. Depends given something that is not a dependency function --------------
+# In a string annotation (as with `from __future__ import annotations`), the
+# Depends(...) call runs when mageflow resolves it; written as a real
+# annotation, Hatchet's Depends raises on the `def` line itself.
+
+
+def test_depends_of_a_number_is_rejected(client: HatchetMageflow) -> None:
+    with refused(
+        "depends-number",
+        "x",
+        "'x'",
+        re.escape("Depends(42)"),
+        "not a function",
+        re.escape("(input, ctx"),
+    ):
+
+        @client.task(name="depends-number")
+        async def depends_number(msg: In, x: "Annotated[int, Depends(42)]") -> None:
+            return None
+
+
+def test_depends_of_a_name_in_quotes_is_rejected(client: HatchetMageflow) -> None:
+    with refused(
+        "depends-string",
+        "x",
+        "'x'",
+        "the string 'dep'",
+        re.escape("`Depends(dep)`"),
+    ):
+
+        @client.task(name="depends-string")
+        async def depends_string(msg: In, x: "Annotated[int, Depends('dep')]") -> None:
+            return None
+
+
+def test_depends_of_a_lambda_taking_only_star_args_is_rejected(
+    client: HatchetMageflow,
+) -> None:
+    with refused(
+        "depends-star",
+        "x",
+        "'x'",
+        re.escape("(input, ctx)"),
+        "two positional parameters",
+        re.escape("lambda msg, ctx:"),
+    ):
+
+        @client.task(name="depends-star")
+        async def depends_star(
+            msg: In, x: "Annotated[int, Depends(lambda *a: 1)]"
+        ) -> None:
+            return None
+
+
+def test_depends_of_a_function_with_a_keyword_only_context_is_rejected(
+    client: HatchetMageflow,
+) -> None:
+    """Hatchet's Depends accepts it (two parameters), but the call
+    ``fn(input, ctx)`` would fail on every run."""
+    with refused(
+        "depends-keyword-ctx",
+        "x",
+        "'x'",
+        "'ctx'",
+        "keyword-only",
+        "two positional parameters",
+    ):
+
+        @client.task(name="depends-keyword-ctx")
+        async def depends_keyword_ctx(
+            msg: In, x: Annotated[int, Depends(lambda msg, *, ctx: 1)]
+        ) -> None:
+            return None
+
+
+def _rest(msg: In, *rest: Any) -> dict[str, int]:
+    return {"rest": len(rest)}
+
+
+async def test_a_dependency_whose_star_args_take_the_context_is_accepted(
+    client: HatchetMageflow,
+) -> None:
+    """``fn(input, ctx)`` fits ``(msg, *rest)``, and Hatchet's Depends takes it."""
+
+    @client.task(name="depends-rest")
+    async def depends_rest(
+        msg: In, got: Annotated[dict[str, int], Depends(_rest)]
+    ) -> dict[str, int]:
+        return got
+
+    assert await depends_rest.aio_mock_run(In(value=1)) == {"rest": 1}
 
 
 # --- at run time: a required signature --------------------------------------

@@ -48,6 +48,23 @@ _SEED: Mapping[str, object] = {
 
 
 @dataclasses.dataclass(frozen=True)
+class FailedDepends:
+    """A ``Depends(...)`` call, in a string annotation, that raised when run.
+
+    Hatchet's ``Depends`` checks its argument in its constructor, so a wrong
+    argument makes the whole annotation fail to evaluate. This records what
+    the call was given, for a message that says what is wrong with it.
+    """
+
+    text: str
+    """The call as written, e.g. ``Depends(42)``."""
+    args: tuple[object, ...]
+    """Its positional arguments, evaluated."""
+    keywords: tuple[str, ...]
+    """The names of its keyword arguments, if any."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Unresolved:
     """An annotation that names something unknown; ``text`` is its source."""
 
@@ -56,6 +73,8 @@ class Unresolved:
     missing_name: bool
     """True when a name was not found: worth one more try at the first call,
     when the module has finished importing. Any other failure is final."""
+    failed_depends: FailedDepends | None = None
+    """Set when the failure was a ``Depends(...)`` call refusing its argument."""
 
 
 class _Annotations:
@@ -93,11 +112,16 @@ def resolve_annotations(fn: Callable[..., Any]) -> dict[str, object]:
         except Exception as exc:
             text = annotation if isinstance(annotation, str) else repr(annotation)
             matched = _match_by_name(text) if isinstance(annotation, str) else None
-            resolved[name] = (
-                matched
-                if matched is not None
-                else Unresolved(text, _describe(exc), isinstance(exc, NameError))
+            if matched is not None:
+                resolved[name] = matched
+                continue
+            missing = isinstance(exc, NameError)
+            failed = (
+                None
+                if missing or not isinstance(annotation, str)
+                else _failed_depends(annotation, namespace)
             )
+            resolved[name] = Unresolved(text, _describe(exc), missing, failed)
     return resolved
 
 
@@ -106,6 +130,36 @@ def _module_namespace(fn: Callable[..., Any]) -> dict[str, Any]:
     while hasattr(target, "__wrapped__"):
         target = target.__wrapped__
     return dict(getattr(target, "__globals__", {}))
+
+
+def _failed_depends(text: str, globalns: dict[str, Any]) -> FailedDepends | None:
+    """The ``Depends(...)`` call in ``text`` whose arguments are what made it
+    fail, evaluated the way ``get_type_hints`` evaluated them; ``None`` if
+    there is no such call."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        try:
+            func = _evaluate(node.func, globalns)
+            if not (isinstance(func, type) and issubclass(func, Depends)):
+                continue
+            args = tuple(_evaluate(arg, globalns) for arg in node.args)
+        except Exception:
+            continue  # not something this can explain
+        keywords = tuple(k.arg or "**" for k in node.keywords)
+        return FailedDepends(ast.unparse(node), args, keywords)
+    return None
+
+
+def _evaluate(node: ast.expr, globalns: dict[str, Any]) -> object:
+    """One sub-expression of an annotation, evaluated as ``get_type_hints``
+    evaluates the whole of it (the user's own annotation, in its namespace)."""
+    code = compile(ast.Expression(body=node), "<annotation>", "eval")
+    return eval(code, globalns)
 
 
 def _describe(exc: Exception) -> str:

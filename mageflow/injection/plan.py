@@ -14,6 +14,12 @@ is matched by these rules, first match wins:
 4. unannotated, and asked for by ``with_ctx`` / ``with_signature`` or the
    client's ``AcceptParams``: the context or the signature;
 5. has a default: keeps it. Anything else is an error.
+
+Also refused here, since each would fail every run: a first parameter
+annotated with something Hatchet cannot validate an input into, a return
+annotation Hatchet's worker cannot send, ``Depends`` as a default or twice in
+one annotation, a dependency that cannot be called as ``fn(input, ctx)``, and
+a required ``TaskSignature`` on a task that crons or events start.
 """
 
 from __future__ import annotations
@@ -22,17 +28,21 @@ import dataclasses
 import enum
 import inspect
 import re
+import types
 import typing
+from collections import abc
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Annotated, Any
 
 from hatchet_sdk import Context, Depends, DurableContext
 from pydantic import BaseModel
+from typing_extensions import Never, is_typeddict
 
 from mageflow._hatchet import dependency_function
 from mageflow.errors import InjectionError, UnresolvedAnnotationError
 from mageflow.injection.hints import (
+    FailedDepends,
     Unresolved,
     is_type_alias,
     resolve_annotations,
@@ -110,6 +120,8 @@ class InjectionPlan:
     The plan is rebuilt once at the first call; see :func:`replan`."""
     config: AcceptParams
     marks: TaskMarks
+    triggered: bool = False
+    """Runs may be started by crons or events (see :func:`build_plan`)."""
     params: tuple[ParamPlan, ...] = ()
     """``positional + keyword``, in the function's order, kept ready."""
     plain: bool = False
@@ -134,12 +146,17 @@ def build_plan(
     config: AcceptParams,
     marks: TaskMarks,
     final: bool = False,
+    triggered: bool = False,
 ) -> InjectionPlan:
     """Analyse ``fn`` for the task ``task_name``; raise ``InjectionError`` if it
     cannot be called.
 
     ``final`` is set for the retry at the first call: an annotation that is
     still unresolved then is an error instead of a deferral.
+
+    ``triggered`` says that runs may be started by crons or events (the task
+    is declared with ``on_crons=`` or ``on_events=``), which carry no
+    signature: a required ``TaskSignature`` parameter is then an error.
     """
     try:
         return _analyse(
@@ -149,6 +166,7 @@ def build_plan(
             config=config,
             marks=marks,
             final=final,
+            triggered=triggered,
         )
     except InjectionError as exc:
         # Every rule names the task in its message; the error holds it too.
@@ -165,6 +183,7 @@ def _analyse(
     config: AcceptParams,
     marks: TaskMarks,
     final: bool,
+    triggered: bool,
 ) -> InjectionPlan:
     where = f"task {task_name!r}"
     try:
@@ -192,22 +211,19 @@ def _analyse(
     for name, hint in hints.items():
         if not isinstance(hint, Unresolved):
             continue
-        subject = (
-            f"the return annotation {hint.text!r}"
-            if name == "return"
-            else f"the annotation {hint.text!r} of parameter {name!r}"
-        )
         if name == "return" or name == message.name or final or not hint.missing_name:
             error = UnresolvedAnnotationError if final else InjectionError
             raise error(
-                f"{where}: cannot resolve {subject} ({hint.reason}). "
-                "Import that name at module level "
-                "(not only under `if TYPE_CHECKING:`), or define it before the "
-                "task is first run."
+                _unresolved_message(where, fn, name, hint),
+                parameter=name,
             )
         unresolved.append((name, hint))
 
     input_model = _input_model(message_hint)
+    if input_model is None:
+        _reject_message_type(where, message, message_hint)
+    return_hint = hints.get("return", NO_RETURN_HINT)
+    _reject_return_type(where, fn, return_hint)
     others = parameters[1:]
     claims: dict[str, ParamPlan] = {}
     deferred = {name for name, _ in unresolved}
@@ -216,9 +232,9 @@ def _analyse(
     for param in others:
         if param.name in deferred:
             continue
-        claim = _claim_by_annotation(
-            where, param, hints.get(param.name, _EMPTY), durable=durable
-        )
+        hint = hints.get(param.name, _EMPTY)
+        _reject_depends_default(where, param, hint)
+        claim = _claim_by_annotation(where, param, hint, durable=durable)
         if claim is not None:
             claims[param.name] = claim
     _reject_duplicates(where, claims)
@@ -250,7 +266,8 @@ def _analyse(
                 f"{where}: @with_ctx asks for the run context, but "
                 f"{_describe_fn(fn)} has nowhere to put it"
                 f"{_why_not(target, hints)}. Add a second parameter "
-                "`ctx: Context`, or remove @with_ctx."
+                "`ctx: Context`, or remove @with_ctx.",
+                parameter=target.name if target is not None else None,
             )
 
     if sig_mode and Source.SIGNATURE not in has_source:
@@ -272,7 +289,8 @@ def _analyse(
                 f"{where}: @with_signature asks for the task's signature, but "
                 f"{_describe_fn(fn)} has nowhere to put it"
                 f"{_why_not(target, hints)}. Add a parameter "
-                "`signature: TaskSignature`, or remove @with_signature."
+                "`signature: TaskSignature`, or remove @with_signature.",
+                parameter=target.name if target is not None else None,
             )
 
     # Rule 5: everything left keeps its default, or is an error.
@@ -291,7 +309,8 @@ def _analyse(
                     "is injected into it. Annotate it with `Context`, "
                     "`TaskSignature` or `Annotated[T, Depends(fn)]`, give it a "
                     "default, or remove it. (Only the first parameter receives "
-                    "the input message.)"
+                    "the input message.)",
+                    parameter=param.name,
                 )
             defaults_kept.append(param.name)
             if param.kind is inspect.Parameter.POSITIONAL_ONLY:
@@ -315,6 +334,16 @@ def _analyse(
             keyword.append(claim)
 
     signature_claims = [c for c in claims.values() if c.source is Source.SIGNATURE]
+    required_signature = next((c for c in signature_claims if not c.optional), None)
+    if triggered and required_signature is not None:
+        raise InjectionError(
+            f"{where}: parameter {required_signature.name!r} requires a "
+            "TaskSignature, but the task is declared with on_crons= or "
+            "on_events=, and runs started by crons or events carry no "
+            "signature, so each of them would fail. Annotate it "
+            "`TaskSignature | None` to receive None on those runs.",
+            parameter=required_signature.name,
+        )
     return InjectionPlan(
         task_name=task_name,
         fn=fn,
@@ -326,13 +355,14 @@ def _analyse(
         keyword=tuple(keyword),
         defaults_kept=tuple(defaults_kept),
         wants_signature=bool(signature_claims),
-        requires_signature=any(not c.optional for c in signature_claims),
+        requires_signature=required_signature is not None,
         has_dependencies=any(c.source is Source.DEPENDENCY for c in claims.values()),
         stagger=marks.stagger,
-        return_hint=hints.get("return", NO_RETURN_HINT),
+        return_hint=return_hint,
         unresolved=tuple(unresolved),
         config=config,
         marks=marks,
+        triggered=triggered,
     )
 
 
@@ -345,6 +375,7 @@ def replan(plan: InjectionPlan) -> InjectionPlan:
         config=plan.config,
         marks=plan.marks,
         final=True,
+        triggered=plan.triggered,
     )
 
 
@@ -385,18 +416,20 @@ def _claim_by_annotation(
         return None
     base, optional, metadata = _unwrap(hint)
     source: Source | None = None
+    depends: list[Depends[Any, Any]] = []
     if isinstance(base, type) and issubclass(base, Context):
         if issubclass(base, DurableContext) and not durable:
             raise InjectionError(
                 f"{where}: parameter {param.name!r} asks for a DurableContext, "
                 "which only durable tasks have. Declare the task with "
-                "@client.durable_task(...), or annotate the parameter `Context`."
+                "@client.durable_task(...), or annotate the parameter `Context`.",
+                parameter=param.name,
             )
         source = Source.CONTEXT
     elif isinstance(base, type) and issubclass(base, TaskSignature):
         source = Source.SIGNATURE
     else:
-        depends = [item for item in metadata if isinstance(item, Depends)]
+        depends = _depends_in(f"{where}: parameter {param.name!r}", metadata, param)
         if depends:
             source = Source.DEPENDENCY
         else:
@@ -408,13 +441,14 @@ def _claim_by_annotation(
         raise InjectionError(
             f"{where}: {star}{param.name} asks for {source.value}, but values "
             f"are injected by name and cannot go into {star}{param.name}. "
-            f"Declare a normal parameter instead, e.g. `{param.name}: ...`."
+            f"Declare a normal parameter instead, e.g. `{param.name}: ...`.",
+            parameter=param.name,
         )
 
     positional = _passes_positionally(param)
     what = _type_name(hint)
     if source is Source.DEPENDENCY:
-        dependency = _plan_dependency(where, depends[0], stack=())
+        dependency = _plan_dependency(where, depends[0], param.name, stack=())
         return ParamPlan(
             param.name,
             source,
@@ -429,6 +463,23 @@ def _claim_by_annotation(
         f"annotated {what}",
         optional=optional or param.default is None,
     )
+
+
+def _depends_in(
+    label: str, metadata: tuple[object, ...], param: inspect.Parameter
+) -> list[Depends[Any, Any]]:
+    """The ``Depends`` markers in an annotation's metadata: none or one."""
+    depends = [item for item in metadata if isinstance(item, Depends)]
+    if len(depends) > 1:
+        listed = ", ".join(_metadata_name(item) for item in depends)
+        raise InjectionError(
+            f"{label} has {len(depends)} Depends in one annotation ({listed}), "
+            "but a parameter receives one value, so all but one would be "
+            "ignored. Keep one, and give each other dependency a parameter of "
+            "its own.",
+            parameter=param.name,
+        )
+    return depends
 
 
 def _unwrap(hint: object) -> tuple[object, bool, tuple[object, ...]]:
@@ -466,7 +517,8 @@ def _reject_ambiguous_union(where: str, param: inspect.Parameter, base: object) 
             f"{where}: parameter {param.name!r} is annotated {_type_name(base)}, "
             "a union that mixes injectable types with others, so it is unclear "
             "what it wants. Annotate it with exactly one of `Context` or "
-            "`TaskSignature` (optionally `| None`)."
+            "`TaskSignature` (optionally `| None`).",
+            parameter=param.name,
         )
 
 
@@ -477,31 +529,79 @@ def _reject_duplicates(where: str, claims: dict[str, ParamPlan]) -> None:
             listed = " and ".join(repr(n) for n in names)
             raise InjectionError(
                 f"{where}: parameters {listed} both ask for {source.value}. "
-                "Keep one of them."
+                "Keep one of them.",
+                parameter=names[1],
             )
 
 
+def _reject_depends_default(label: str, param: inspect.Parameter, hint: object) -> None:
+    """``x: T = Depends(fn)``, FastAPI's way: Hatchet reads ``Depends`` only
+    in the annotation, so the function would receive the marker itself."""
+    if not isinstance(param.default, Depends):
+        return
+    if hint is _EMPTY:
+        written = "T"
+    elif any(isinstance(item, Depends) for item in _unwrap(hint)[2]):
+        return  # the annotation already says it; the default is never used
+    else:
+        written = _type_name(hint)
+    marker = _metadata_name(param.default)
+    raise InjectionError(
+        f"{label}: parameter {param.name!r} has `{marker}` as its default, "
+        "but Depends is only read in the annotation: the function would "
+        "receive the Depends object itself. Move it into the annotation: "
+        f"write `{param.name}: Annotated[{written}, {marker}]`.",
+        parameter=param.name,
+    )
+
+
 def _plan_dependency(
-    where: str, marker: Depends[Any, Any], stack: tuple[Callable[..., Any], ...]
+    where: str,
+    marker: Depends[Any, Any],
+    parameter: str,
+    stack: tuple[Callable[..., Any], ...],
 ) -> DependencyPlan:
+    """Plan ``marker``'s function, for the task's ``parameter``."""
     fn = dependency_function(marker)
-    label = f"{where}: dependency {getattr(fn, '__name__', fn)!r}"
+    name = getattr(fn, "__name__", fn)
+    label = f"{where}: dependency {name!r} (for parameter {parameter!r})"
     if fn in stack:
         chain = " -> ".join(getattr(f, "__name__", repr(f)) for f in (*stack, fn))
-        raise InjectionError(f"{label} depends on itself ({chain}). Break the cycle.")
+        raise InjectionError(
+            f"{label} depends on itself ({chain}). Break the cycle.",
+            parameter=parameter,
+        )
+    problem = _dependency_problem(fn)
+    if problem is not None:
+        raise InjectionError(f"{label}: {problem}", parameter=parameter)
     parameters = list(inspect.signature(fn).parameters.values())
     hints = resolve_annotations(fn)
     params: list[ParamPlan] = []
     for param in parameters[2:]:  # the first two are the input and the context
         hint = hints.get(param.name, _EMPTY)
         if isinstance(hint, Unresolved):
+            fix = (
+                _failed_depends_message(hint.failed_depends)
+                if hint.failed_depends is not None
+                else None
+            )
             raise InjectionError(
                 f"{label}: parameter {param.name!r} is annotated {hint.text!r}, "
-                f"which cannot be resolved ({hint.reason}). Import that name at "
-                "module level."
+                + (
+                    fix
+                    if fix is not None
+                    else f"which cannot be resolved ({hint.reason}). Import that "
+                    "name at module level."
+                ),
+                parameter=parameter,
             )
-        _, _, metadata = _unwrap(hint) if hint is not _EMPTY else (None, False, ())
-        nested = [item for item in metadata if isinstance(item, Depends)]
+        try:
+            _reject_depends_default(label, param, hint)
+            _, _, metadata = _unwrap(hint) if hint is not _EMPTY else (None, False, ())
+            nested = _depends_in(f"{label}: parameter {param.name!r}", metadata, param)
+        except InjectionError as exc:
+            exc.parameter = parameter  # the task's parameter, not the dependency's
+            raise
         if nested and param.kind not in _VARIADIC:
             params.append(
                 ParamPlan(
@@ -509,7 +609,9 @@ def _plan_dependency(
                     Source.DEPENDENCY,
                     False,
                     f"annotated {_type_name(hint)}",
-                    dependency=_plan_dependency(where, nested[0], (*stack, fn)),
+                    dependency=_plan_dependency(
+                        where, nested[0], parameter, (*stack, fn)
+                    ),
                 )
             )
         elif param.default is _EMPTY and param.kind not in _VARIADIC:
@@ -517,9 +619,108 @@ def _plan_dependency(
                 f"{label}: parameter {param.name!r} is required, but a dependency "
                 "function only receives `(input, ctx)` and other "
                 "`Annotated[T, Depends(fn)]` parameters. Give it a default, or "
-                "annotate it with Depends."
+                "annotate it with Depends.",
+                parameter=parameter,
             )
     return DependencyPlan(fn=fn, is_async=is_async_callable(fn), params=tuple(params))
+
+
+_DEPENDENCY_CALL = (
+    "a dependency is called as fn(input, ctx), so it needs two positional parameters"
+)
+
+
+def _dependency_problem(fn: object) -> str | None:
+    """What keeps ``fn`` from being called as ``fn(input, ctx)``, and the fix;
+    ``None`` if nothing does."""
+    if not callable(fn):
+        return None  # said by the caller, which knows how it was written
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError) as exc:
+        return (
+            f"cannot read its parameters ({exc}). Depends takes a plain `def` "
+            "or `async def` function of (input, ctx, ...)."
+        )
+    shown = f"{getattr(fn, '__name__', 'it')}({_params_text(parameters)})"
+    taken = 0
+    for param in parameters:
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
+            # *args can take ctx (or both), but Hatchet's Depends refuses a
+            # function of fewer than two parameters, *args counting as one.
+            if len(parameters) < 2:
+                return (
+                    f"{shown} takes *{param.name}, and {_DEPENDENCY_CALL} "
+                    "declared by name (Hatchet's Depends counts them). Write "
+                    "e.g. `lambda msg, ctx: ...` or `def dep(msg, ctx): ...`."
+                )
+            return None
+        if param.kind not in _POSITIONAL:
+            if taken < 2:
+                what = (
+                    f"takes **{param.name}"
+                    if param.kind is inspect.Parameter.VAR_KEYWORD
+                    else f"has the parameter {param.name!r} keyword-only"
+                )
+                return (
+                    f"{shown} {what}, but {_DEPENDENCY_CALL}. Write e.g. "
+                    "`def dep(msg, ctx): ...`."
+                )
+            return None
+        taken += 1
+        if taken == 2:
+            return None
+    return (
+        f"{shown} takes {taken} parameter{'s' if taken != 1 else ''}, but "
+        f"{_DEPENDENCY_CALL}. Write e.g. `def dep(msg, ctx): ...`."
+    )
+
+
+def _params_text(parameters: Sequence[inspect.Parameter]) -> str:
+    """Parameters as they were written: ``msg, *, ctx``."""
+    parts: list[str] = []
+    starred = False
+    for p in parameters:
+        if p.kind is inspect.Parameter.VAR_POSITIONAL:
+            parts.append(f"*{p.name}")
+            starred = True
+        elif p.kind is inspect.Parameter.VAR_KEYWORD:
+            parts.append(f"**{p.name}")
+        else:
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and not starred:
+                parts.append("*")
+                starred = True
+            parts.append(p.name)
+    return ", ".join(parts)
+
+
+def _failed_depends_message(failed: FailedDepends) -> str | None:
+    """Why a ``Depends(...)`` call in a string annotation refused its
+    argument, and the fix; ``None`` when the call is not to blame."""
+    if len(failed.args) != 1 or failed.keywords:
+        return (
+            f"but {failed.text} is not `Depends(fn)`: Depends takes one "
+            "argument, the dependency function, called as fn(input, ctx, ...). "
+            "Write `Depends(fn)`."
+        )
+    given = failed.args[0]
+    if isinstance(given, str):
+        fix = f"`Depends({given})`" if given.isidentifier() else "`Depends(fn)`"
+        return (
+            f"but {failed.text} is given the string {given!r}, not a function. "
+            f"Pass the function itself: {fix}."
+        )
+    if not callable(given):
+        return (
+            f"but {failed.text} is given {given!r} ({_a(type(given).__name__)}), "
+            "which is not a function. Depends takes the dependency function "
+            "itself, called as fn(input, ctx, ...): e.g. `def load(msg, ctx): "
+            "...` and `Depends(load)`."
+        )
+    problem = _dependency_problem(given)
+    if problem is None:
+        return None
+    return f"but in {failed.text}, {problem}"
 
 
 # --- rule 4 helpers --------------------------------------------------------
@@ -557,22 +758,163 @@ def _passes_positionally(param: inspect.Parameter) -> bool:
     return param.kind is inspect.Parameter.POSITIONAL_ONLY
 
 
-# --- descriptions ----------------------------------------------------------
+# --- the input, the output, unresolved names ----------------------------------
 
 
 def _input_model(hint: object) -> object | None:
     """The first parameter's annotation, when it can validate the input: a
-    pydantic model, a dataclass, or a ``dict`` (Hatchet accepts all three)."""
+    pydantic model, a dataclass, a ``dict`` or a ``TypedDict`` (what Hatchet
+    accepts as an input validator)."""
     if hint is _EMPTY or isinstance(hint, Unresolved):
         return None
     base, _, _ = _unwrap(hint)
-    if isinstance(base, type) and (
-        issubclass(base, BaseModel) or dataclasses.is_dataclass(base)
-    ):
+    if is_typeddict(base) or _is_model_class(base):
         return base
     if base is dict or typing.get_origin(base) is dict:
         return base
     return None
+
+
+def _is_model_class(tp: object) -> bool:
+    """A pydantic model or a dataclass, possibly parametrised (``Page[int]``)."""
+    cls = tp if isinstance(tp, type) else typing.get_origin(tp)
+    return isinstance(cls, type) and (
+        issubclass(cls, BaseModel) or dataclasses.is_dataclass(cls)
+    )
+
+
+def _reject_message_type(where: str, message: inspect.Parameter, hint: object) -> None:
+    """The first parameter says it wants something Hatchet never gives: the
+    task would receive Hatchet's ``EmptyModel`` (or another validator's
+    type) instead. Unannotated, ``Any``, ``object`` and type variables say
+    nothing, and stay allowed."""
+    if hint is _EMPTY:
+        return
+    base, _, _ = _unwrap(hint)
+    if base is Any or base is object or isinstance(base, typing.TypeVar):
+        return
+    name, shown = message.name, _type_name(hint)
+    start = f"{where}: parameter {name!r} receives the task's input, but it is "
+    if isinstance(base, type) and issubclass(base, (Context, TaskSignature)):
+        raise InjectionError(
+            f"{where}: parameter {name!r} is annotated {shown}, but the first "
+            "parameter always receives the task's input message. Add the "
+            f"message parameter before it: `async def task(msg: MyInput, "
+            f"{name}: {shown}, ...)`.",
+            parameter=name,
+        )
+    if len([m for m in _union_members(base) if m is not type(None)]) > 1:
+        raise InjectionError(
+            f"{start}annotated {shown}, a union, and Hatchet validates a "
+            "task's input with one type, so mageflow cannot take it as the "
+            "input validator. Annotate it with one model (one with the fields "
+            "of each, say).",
+            parameter=name,
+        )
+    model = f"{_camel(name)}Input"
+    raise InjectionError(
+        f"{start}annotated {shown}, and Hatchet validates a task's input into "
+        f"a pydantic model, a dataclass or a dict, never into {shown}. Wrap "
+        f"it in a model, e.g. `class {model}(BaseModel): value: {shown}` and "
+        f"`{name}: {model}`, or annotate it `dict[str, ...]`.",
+        parameter=name,
+    )
+
+
+def _reject_return_type(where: str, fn: Callable[..., Any], hint: object) -> None:
+    """A return annotation whose values Hatchet's worker refuses to send (see
+    ``serialize_output`` in ``mageflow._hatchet``): every run would fail."""
+    if hint is NO_RETURN_HINT or _sendable(hint):
+        return
+    shown = _type_name(hint)
+    model = f"{_camel(getattr(fn, '__name__', 'task'))}Result"
+    raise InjectionError(
+        f"{where}: the return annotation is {shown}, but Hatchet's worker only "
+        "sends a task's output if it is a dict, a pydantic model, a dataclass "
+        f"or None, so its runs would fail. Return a model (e.g. `class "
+        f"{model}(BaseModel): value: {shown}`) or a dict, and annotate the "
+        "function with it.",
+        parameter="return",
+    )
+
+
+def _sendable(hint: object, depth: int = 0) -> bool:
+    """Whether every value of ``hint`` is an output Hatchet's worker sends: a
+    ``dict`` (or any ``Mapping``, ``TypedDict`` included, as Hatchet's own
+    return type allows), a pydantic model, a dataclass, or ``None``. ``Any``,
+    ``object`` and an unbounded type variable cannot be judged, and pass."""
+    if depth > 20:
+        return True
+    if hint is None or hint is type(None) or hint is Any or hint is object:
+        return True
+    if hint is typing.NoReturn or hint is Never:
+        return True  # never returns at all
+    if is_type_alias(hint):
+        return _sendable(getattr(hint, "__value__"), depth + 1)  # noqa: B009
+    if isinstance(hint, typing.TypeVar):
+        if hint.__constraints__:
+            return all(_sendable(c, depth + 1) for c in hint.__constraints__)
+        return hint.__bound__ is None or _sendable(hint.__bound__, depth + 1)
+    origin = typing.get_origin(hint)
+    if origin is Annotated:
+        return _sendable(typing.get_args(hint)[0], depth + 1)
+    members = _union_members(hint)
+    if len(members) > 1:
+        return all(_sendable(m, depth + 1) for m in members)
+    if is_typeddict(hint):
+        return True
+    cls = hint if isinstance(hint, type) else origin
+    if not isinstance(cls, type):
+        return False  # Literal[...] and other special forms
+    try:
+        return issubclass(cls, (BaseModel, abc.Mapping)) or dataclasses.is_dataclass(
+            cls
+        )
+    except TypeError:  # a class that refuses subclass checks
+        return False
+
+
+def _union_members(hint: object) -> tuple[object, ...]:
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def _camel(name: str) -> str:
+    """``price_order`` -> ``PriceOrder``, for a model name in a suggestion."""
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_")) or "My"
+
+
+def _unresolved_message(
+    where: str, fn: Callable[..., Any], name: str, hint: Unresolved
+) -> str:
+    if hint.failed_depends is not None:
+        fix = _failed_depends_message(hint.failed_depends)
+        if fix is not None:
+            subject = (
+                f"the return annotation is {hint.text!r}"
+                if name == "return"
+                else f"parameter {name!r} is annotated {hint.text!r}"
+            )
+            return f"{where}: {subject}, {fix}"
+    subject = (
+        f"the return annotation {hint.text!r}"
+        if name == "return"
+        else f"the annotation {hint.text!r} of parameter {name!r}"
+    )
+    fix = (
+        "Import that name at module level (not only under "
+        "`if TYPE_CHECKING:`), or define it before the task is first run."
+    )
+    return f"{where}: cannot resolve {subject} ({hint.reason}). {fix}"
+
+
+# --- descriptions ----------------------------------------------------------
 
 
 def _type_name(hint: object) -> str:
