@@ -4,6 +4,7 @@ builds its tasks on the client it is given."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 import pytest
@@ -11,6 +12,7 @@ from annotated_modules import (
     dotted_names,
     forward_ref,
     future_depends,
+    local_scope,
     never_defined,
     type_checking_only,
 )
@@ -278,6 +280,90 @@ async def test_a_never_defined_name_fails_every_run_not_only_the_first(
     for _ in range(2):
         with pytest.raises(UnresolvedAnnotationError):
             await task.aio_mock_run(never_defined.Order(item="x"))
+
+
+# --- names from the function that defines the task --------------------------
+
+
+async def test_a_model_and_dependencies_defined_in_the_factory_resolve(
+    client: HatchetMageflow,
+) -> None:
+    task = local_scope.build(client)["label"]
+    parcel_type = task.input_validator_type
+
+    # The input and output models are the factory's own classes.
+    assert parcel_type.__qualname__ == "build.<locals>.Parcel"
+    assert task.output_validator_type.__qualname__ == "build.<locals>.Label"
+    explained = client.explain(task)
+    assert "unresolved" not in explained
+    assert "Depends(describe(loud=shout, weight=grams))" in _row(explained, "text")
+
+    result = await task.aio_mock_run(parcel_type(item="box", weight=2))
+
+    assert result.text == "BOX (2000 g)"
+    assert result.context == "Context"
+
+
+async def test_names_from_every_enclosing_function_resolve(
+    client: HatchetMageflow,
+) -> None:
+    task = local_scope.build_nested(client)["tally"]
+
+    result = await task.aio_mock_run(task.input_validator_type(count=4))
+
+    assert result.total == 8
+    assert task.input_validator_type.__qualname__ == "build_nested.<locals>.Crate"
+
+
+def test_a_local_name_shadows_the_modules(client: HatchetMageflow) -> None:
+    task = local_scope.build_shadowing(client)["shadowing"]
+
+    assert task.input_validator_type is not local_scope.Order
+    assert set(task.input_validator_type.model_fields) == {"count"}
+    assert task.output_validator_type is task.input_validator_type
+
+
+async def test_a_local_name_bound_after_the_decorator_resolves_at_the_first_run(
+    client: HatchetMageflow,
+) -> None:
+    task = local_scope.build_late(client)["uses_database"]
+    row = _row(client.explain(task), "db")
+    assert "unresolved 'Annotated[Database, Depends(open_database)]'" in row
+
+    result = await task.aio_mock_run(task.input_validator_type(item="late"))
+
+    # The replan found Database in the task's closure, and Parcel (its input
+    # type) in what was captured when it was decorated.
+    assert result.database == "Database(late)"
+    assert "Depends(open_database)" in _row(client.explain(task), "db")
+
+
+async def test_a_local_name_only_an_annotation_uses_fails_clearly_if_bound_late(
+    client: HatchetMageflow,
+) -> None:
+    task = local_scope.build_late(client)["annotation_only"]
+    assert "unresolved 'Annotated[Ledger" in _row(client.explain(task), "db")
+
+    with pytest.raises(
+        UnresolvedAnnotationError,
+        match=r"task 'local-late-annotation-only'.*'db'.*Ledger.*"
+        r"in build_late\(\) before the task is decorated",
+    ) as caught:
+        await task.aio_mock_run(task.input_validator_type(item="x"))
+
+    assert caught.value.task_name == "local-late-annotation-only"
+    assert caught.value.parameter == "db"
+    assert isinstance(caught.value, NonRetryableException)
+
+
+def test_the_factorys_frame_and_other_locals_are_not_kept(
+    client: HatchetMageflow,
+) -> None:
+    tasks, bystander = local_scope.build_with_bystander(client)
+    gc.collect()
+
+    assert bystander() is None
+    assert tasks["plain"].input_validator_type.__name__ == "Parcel"
 
 
 # --- tasks from these modules are ordinary Hatchet tasks ----------------------

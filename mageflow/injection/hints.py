@@ -15,6 +15,10 @@ So resolution runs in three steps, each only when the one before failed:
    ``hatchet_sdk.Context`` with the module imported only for type checking),
    possibly inside ``Optional[...]``, ``... | None`` or ``Annotated[...]``.
 
+Steps 1 and 2 also see the names of the functions that enclose a nested
+function (a task defined inside a factory function), as Python itself would
+for an annotation that is not a string: see :func:`enclosing_names`.
+
 What is still unknown after that comes back as :class:`Unresolved`. The caller
 decides what that means; it is never dropped.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -84,17 +89,26 @@ class _Annotations:
         self.__annotations__ = annotations
 
 
-def resolve_annotations(fn: Callable[..., Any]) -> dict[str, object]:
+def resolve_annotations(
+    fn: Callable[..., Any], scope: Mapping[str, object] | None = None
+) -> dict[str, object]:
     """Map each annotated name of ``fn`` (``"return"`` too) to its type.
 
     A value is either the resolved type (``Annotated`` extras kept) or an
-    :class:`Unresolved`.
+    :class:`Unresolved`. ``scope`` holds names from the functions enclosing
+    ``fn``, captured when it was decorated (:func:`enclosing_names`); the
+    names ``fn``'s own body uses from them are read from its closure, as they
+    are now, so a name bound after the decorator ran is seen here later.
     """
     raw: dict[str, object] = dict(getattr(fn, "__annotations__", None) or {})
     if not raw:
         return {}
+    # Inner names shadow outer ones, as in Python: the closure (current
+    # values) over the captured scope, both over the module.
+    local = {**(scope or {}), **_closure_values(fn)}
+    localns = local or None
     try:
-        return dict(typing.get_type_hints(fn, include_extras=True))
+        return dict(typing.get_type_hints(fn, localns=localns, include_extras=True))
     except Exception:  # NameError, or a syntax/type error in one string
         pass
 
@@ -106,6 +120,7 @@ def resolve_annotations(fn: Callable[..., Any]) -> dict[str, object]:
             hints = typing.get_type_hints(
                 _Annotations({name: annotation}),
                 globalns=namespace,
+                localns=localns,
                 include_extras=True,
             )
             resolved[name] = hints[name]
@@ -119,20 +134,117 @@ def resolve_annotations(fn: Callable[..., Any]) -> dict[str, object]:
             failed = (
                 None
                 if missing or not isinstance(annotation, str)
-                else _failed_depends(annotation, namespace)
+                else _failed_depends(annotation, namespace, local)
             )
             resolved[name] = Unresolved(text, _describe(exc), missing, failed)
     return resolved
 
 
-def _module_namespace(fn: Callable[..., Any]) -> dict[str, Any]:
+def _unwrapped(fn: Callable[..., Any]) -> Any:
     target: Any = fn
     while hasattr(target, "__wrapped__"):
         target = target.__wrapped__
-    return dict(getattr(target, "__globals__", {}))
+    return target
 
 
-def _failed_depends(text: str, globalns: dict[str, Any]) -> FailedDepends | None:
+def _module_namespace(fn: Callable[..., Any]) -> dict[str, Any]:
+    return dict(getattr(_unwrapped(fn), "__globals__", {}))
+
+
+def _closure_values(fn: Callable[..., Any]) -> dict[str, object]:
+    """The enclosing-scope names ``fn``'s body uses, with their current values
+    (a name not bound yet is left out)."""
+    target = _unwrapped(fn)
+    code = getattr(target, "__code__", None)
+    cells = getattr(target, "__closure__", None)
+    if not isinstance(code, types.CodeType) or not cells:
+        return {}
+    values: dict[str, object] = {}
+    for name, cell in zip(code.co_freevars, cells, strict=True):
+        try:
+            values[name] = cell.cell_contents
+        except ValueError:  # an empty cell: bound later, or never
+            continue
+    return values
+
+
+def is_nested(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` was defined inside a function (its own code says so)."""
+    return "<locals>" in getattr(_unwrapped(fn), "__qualname__", "")
+
+
+def enclosing_names(fn: Callable[..., Any]) -> dict[str, object]:
+    """Decoration time: the names ``fn``'s annotations use from the functions
+    that enclose it, with their values now.
+
+    With ``from __future__ import annotations`` an annotation is a string,
+    evaluated later against the module's globals only, so a model or a
+    dependency defined in the same function as the task is out of its reach.
+    Like pydantic, this reads them from the frame that is defining ``fn``,
+    while it still runs, which it does while its decorator runs.
+
+    Which frame: not a fixed depth up the stack (the decorator's own frames
+    vary), nor the first frame outside mageflow (that may be a helper that
+    decorates a function it was given, whose locals mean nothing to that
+    function). The frame wanted is one running the code that *contains*
+    ``fn``'s code object among its constants: its lexical parent, for sure.
+    From there the walk goes on to that code's own parent, and so on, as
+    Python's scoping does (pydantic stops at the parent). The function's
+    closure is not enough on its own: it holds only names the *body* uses,
+    never names used in annotations only; it is read too, at each resolution
+    (:func:`resolve_annotations`), for names bound after the decorator ran.
+
+    Only the names the annotations use are copied, never the frames, so no
+    frame or unrelated local is kept alive. A module-level function gets
+    ``{}`` without looking at any frame.
+    """
+    target = _unwrapped(fn)
+    code = getattr(target, "__code__", None)
+    if not isinstance(code, types.CodeType) or not is_nested(target):
+        return {}
+    annotations = getattr(target, "__annotations__", None) or {}
+    wanted = set().union(*(_names_in(a) for a in annotations.values()))
+    found: dict[str, object] = {}
+    frame: types.FrameType | None = sys._getframe(1)
+    try:
+        while frame is not None and wanted - found.keys():
+            parent = frame.f_code
+            # A module's frame holds its globals, which are read live anyway.
+            if parent.co_name != "<module>" and any(
+                const is code for const in parent.co_consts
+            ):
+                f_locals = frame.f_locals
+                for name in wanted - found.keys():
+                    if name in f_locals:
+                        found[name] = f_locals[name]
+                code = parent  # next: the function that encloses this one
+            frame = frame.f_back
+    finally:
+        del frame  # a frame in a local can form a reference cycle
+    return found
+
+
+def _names_in(annotation: object, depth: int = 0) -> set[str]:
+    """The bare names a (possibly string, possibly nested) annotation uses."""
+    if depth > 20:
+        return set()
+    if isinstance(annotation, str):
+        try:
+            node = ast.parse(annotation, mode="eval")
+        except SyntaxError:
+            return set()
+        return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    if isinstance(annotation, typing.ForwardRef):
+        return _names_in(annotation.__forward_arg__, depth + 1)
+    names: set[str] = set()
+    for arg in typing.get_args(annotation):
+        names |= _names_in(arg, depth + 1)
+    return names
+
+
+def _failed_depends(
+    text: str, globalns: dict[str, Any], localns: Mapping[str, object]
+) -> FailedDepends | None:
     """The ``Depends(...)`` call in ``text`` whose arguments are what made it
     fail, evaluated the way ``get_type_hints`` evaluated them; ``None`` if
     there is no such call."""
@@ -144,10 +256,10 @@ def _failed_depends(text: str, globalns: dict[str, Any]) -> FailedDepends | None
         if not isinstance(node, ast.Call):
             continue
         try:
-            func = _evaluate(node.func, globalns)
+            func = _evaluate(node.func, globalns, localns)
             if not (isinstance(func, type) and issubclass(func, Depends)):
                 continue
-            args = tuple(_evaluate(arg, globalns) for arg in node.args)
+            args = tuple(_evaluate(arg, globalns, localns) for arg in node.args)
         except Exception:
             continue  # not something this can explain
         keywords = tuple(k.arg or "**" for k in node.keywords)
@@ -155,11 +267,13 @@ def _failed_depends(text: str, globalns: dict[str, Any]) -> FailedDepends | None
     return None
 
 
-def _evaluate(node: ast.expr, globalns: dict[str, Any]) -> object:
+def _evaluate(
+    node: ast.expr, globalns: dict[str, Any], localns: Mapping[str, object]
+) -> object:
     """One sub-expression of an annotation, evaluated as ``get_type_hints``
     evaluates the whole of it (the user's own annotation, in its namespace)."""
     code = compile(ast.Expression(body=node), "<annotation>", "eval")
-    return eval(code, globalns)
+    return eval(code, globalns, dict(localns))
 
 
 def _describe(exc: Exception) -> str:

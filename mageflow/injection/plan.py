@@ -31,7 +31,7 @@ import re
 import types
 import typing
 from collections import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -44,6 +44,8 @@ from mageflow.errors import InjectionError, UnresolvedAnnotationError
 from mageflow.injection.hints import (
     FailedDepends,
     Unresolved,
+    enclosing_names,
+    is_nested,
     is_type_alias,
     resolve_annotations,
     strip_optional,
@@ -122,6 +124,10 @@ class InjectionPlan:
     marks: TaskMarks
     triggered: bool = False
     """Runs may be started by crons or events (see :func:`build_plan`)."""
+    scopes: Scopes = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    """The enclosing-function names each function's annotations use, as
+    captured at decoration (:func:`~mageflow.injection.hints.enclosing_names`),
+    for :func:`replan`, when those frames are gone."""
     params: tuple[ParamPlan, ...] = ()
     """``positional + keyword``, in the function's order, kept ready."""
     plain: bool = False
@@ -137,6 +143,10 @@ class InjectionPlan:
 NO_RETURN_HINT = object()
 """``return_hint`` when the function has no return annotation."""
 
+Scopes = Mapping[Callable[..., Any], Mapping[str, object]]
+"""Per function (the task's and its dependencies'), the names captured from
+the functions enclosing it."""
+
 
 def build_plan(
     fn: Callable[..., Any],
@@ -151,6 +161,10 @@ def build_plan(
     """Analyse ``fn`` for the task ``task_name``; raise ``InjectionError`` if it
     cannot be called.
 
+    Call it while the task is decorated: the names a nested function's
+    annotations use from its enclosing functions are read from their frames,
+    which are on the call stack only then.
+
     ``final`` is set for the retry at the first call: an annotation that is
     still unresolved then is an error instead of a deferral.
 
@@ -158,6 +172,29 @@ def build_plan(
     is declared with ``on_crons=`` or ``on_events=``), which carry no
     signature: a required ``TaskSignature`` parameter is then an error.
     """
+    return _build(
+        fn,
+        task_name=task_name,
+        durable=durable,
+        config=config,
+        marks=marks,
+        final=final,
+        triggered=triggered,
+        scopes=None,
+    )
+
+
+def _build(
+    fn: Callable[..., Any],
+    *,
+    task_name: str,
+    durable: bool,
+    config: AcceptParams,
+    marks: TaskMarks,
+    final: bool,
+    triggered: bool,
+    scopes: Scopes | None,
+) -> InjectionPlan:
     try:
         return _analyse(
             fn,
@@ -167,12 +204,33 @@ def build_plan(
             marks=marks,
             final=final,
             triggered=triggered,
+            resolver=_Resolver(scopes),
         )
     except InjectionError as exc:
         # Every rule names the task in its message; the error holds it too.
         if exc.task_name is None:
             exc.task_name = task_name
         raise
+
+
+class _Resolver:
+    """Resolves the annotations of the task and of its dependencies, each
+    against the enclosing-function names captured for it: now, from the call
+    stack, at decoration; from the first plan, at :func:`replan`."""
+
+    def __init__(self, scopes: Scopes | None) -> None:
+        self.capture = scopes is None
+        self.scopes: dict[Callable[..., Any], Mapping[str, object]] = dict(scopes or {})
+
+    def hints(self, fn: Callable[..., Any]) -> dict[str, object]:
+        if not inspect.isfunction(fn):  # nothing to capture; maybe unhashable
+            return resolve_annotations(fn)
+        scope = self.scopes.get(fn)
+        if scope is None:
+            scope = enclosing_names(fn) if self.capture else {}
+            if scope:
+                self.scopes[fn] = scope
+        return resolve_annotations(fn, scope)
 
 
 def _analyse(
@@ -184,6 +242,7 @@ def _analyse(
     marks: TaskMarks,
     final: bool,
     triggered: bool,
+    resolver: _Resolver,
 ) -> InjectionPlan:
     where = f"task {task_name!r}"
     try:
@@ -193,7 +252,7 @@ def _analyse(
             f"{where}: cannot read the parameters of {fn!r} ({exc}). "
             "Decorate a plain `def` or `async def` function."
         ) from exc
-    hints = resolve_annotations(fn)
+    hints = resolver.hints(fn)
 
     if not parameters or parameters[0].kind not in (
         *_POSITIONAL,
@@ -234,7 +293,7 @@ def _analyse(
             continue
         hint = hints.get(param.name, _EMPTY)
         _reject_depends_default(where, param, hint)
-        claim = _claim_by_annotation(where, param, hint, durable=durable)
+        claim = _claim_by_annotation(where, param, hint, durable, resolver)
         if claim is not None:
             claims[param.name] = claim
     _reject_duplicates(where, claims)
@@ -363,12 +422,13 @@ def _analyse(
         config=config,
         marks=marks,
         triggered=triggered,
+        scopes=resolver.scopes,
     )
 
 
 def replan(plan: InjectionPlan) -> InjectionPlan:
     """The retry at the first call for a plan built with unresolved names."""
-    return build_plan(
+    return _build(
         plan.fn,
         task_name=plan.task_name,
         durable=plan.durable,
@@ -376,6 +436,7 @@ def replan(plan: InjectionPlan) -> InjectionPlan:
         marks=plan.marks,
         final=True,
         triggered=plan.triggered,
+        scopes=plan.scopes,
     )
 
 
@@ -410,7 +471,11 @@ def is_async_callable(fn: Callable[..., Any]) -> bool:
 
 
 def _claim_by_annotation(
-    where: str, param: inspect.Parameter, hint: object, *, durable: bool
+    where: str,
+    param: inspect.Parameter,
+    hint: object,
+    durable: bool,
+    resolver: _Resolver,
 ) -> ParamPlan | None:
     if hint is _EMPTY or hint is Any:
         return None
@@ -448,7 +513,9 @@ def _claim_by_annotation(
     positional = _passes_positionally(param)
     what = _type_name(hint)
     if source is Source.DEPENDENCY:
-        dependency = _plan_dependency(where, depends[0], param.name, stack=())
+        dependency = _plan_dependency(
+            where, depends[0], param.name, stack=(), resolver=resolver
+        )
         return ParamPlan(
             param.name,
             source,
@@ -560,6 +627,7 @@ def _plan_dependency(
     marker: Depends[Any, Any],
     parameter: str,
     stack: tuple[Callable[..., Any], ...],
+    resolver: _Resolver,
 ) -> DependencyPlan:
     """Plan ``marker``'s function, for the task's ``parameter``."""
     fn = dependency_function(marker)
@@ -575,7 +643,7 @@ def _plan_dependency(
     if problem is not None:
         raise InjectionError(f"{label}: {problem}", parameter=parameter)
     parameters = list(inspect.signature(fn).parameters.values())
-    hints = resolve_annotations(fn)
+    hints = resolver.hints(fn)
     params: list[ParamPlan] = []
     for param in parameters[2:]:  # the first two are the input and the context
         hint = hints.get(param.name, _EMPTY)
@@ -610,7 +678,7 @@ def _plan_dependency(
                     False,
                     f"annotated {_type_name(hint)}",
                     dependency=_plan_dependency(
-                        where, nested[0], parameter, (*stack, fn)
+                        where, nested[0], parameter, (*stack, fn), resolver
                     ),
                 )
             )
@@ -907,10 +975,20 @@ def _unresolved_message(
         if name == "return"
         else f"the annotation {hint.text!r} of parameter {name!r}"
     )
-    fix = (
-        "Import that name at module level (not only under "
-        "`if TYPE_CHECKING:`), or define it before the task is first run."
-    )
+    if hint.missing_name and is_nested(fn):
+        qualname = getattr(fn, "__qualname__", "")
+        enclosing = qualname.rsplit(".<locals>.", 1)[0].rsplit(".<locals>.", 1)[-1]
+        fix = (
+            "Import or define that name at module level, or in "
+            f"{enclosing}() before the task is decorated (a name local to a "
+            "function is read when the decorator runs, unless the task's own "
+            "body uses it too)."
+        )
+    else:
+        fix = (
+            "Import that name at module level (not only under "
+            "`if TYPE_CHECKING:`), or define it before the task is first run."
+        )
     return f"{where}: cannot resolve {subject} ({hint.reason}). {fix}"
 
 
