@@ -53,7 +53,13 @@ def declare(
             f"cannot name the task for {fn!r}: pass name=... to the decorator."
         )
     plan = build_plan(
-        fn, task_name=task_name, durable=durable, config=config, marks=read_marks(fn)
+        fn,
+        task_name=task_name,
+        durable=durable,
+        config=config,
+        marks=read_marks(fn),
+        # Runs started by a cron or an event carry no signature.
+        triggered=bool(options.get("on_crons") or options.get("on_events")),
     )
     if options.get("input_validator") is None and plan.input_model is not None:
         options = {**options, "input_validator": plan.input_model}

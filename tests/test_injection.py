@@ -151,8 +151,8 @@ async def test_input_validator_is_inferred_from_a_dict_first_parameter(
     client: HatchetMageflow,
 ) -> None:
     @client.task(name="inferred-dict")
-    async def inferred_dict(msg: dict[str, int]) -> int:
-        return sum(msg.values())
+    async def inferred_dict(msg: dict[str, int]) -> dict[str, int]:
+        return {"sum": sum(msg.values())}
 
     adapter = inferred_dict._workflow._config.input_validator
     assert adapter.validate_python({"a": "1", "b": 2}) == {"a": 1, "b": 2}
@@ -366,7 +366,7 @@ async def test_a_sync_dependency_runs_in_a_worker_thread(
     @client.task(name="sync-dependency")
     async def sync_dependency(
         msg: In, thread: Annotated[int, Depends(which_thread)]
-    ) -> int:
+    ):  # returns the thread id; no annotation, so any value is allowed
         return thread
 
     assert await run(sync_dependency) != loop_thread
@@ -652,7 +652,7 @@ async def test_an_async_task_runs_on_the_event_loop(client: HatchetMageflow) -> 
     loop_thread = threading.get_ident()
 
     @client.task(name="async-task")
-    async def async_task(msg: In) -> int:
+    async def async_task(msg: In):  # returns the thread id, unannotated
         return threading.get_ident()
 
     assert await run(async_task) == loop_thread

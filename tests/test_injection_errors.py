@@ -1017,3 +1017,17 @@ async def test_with_signature_on_an_annotated_required_signature_still_requires_
 
     with pytest.raises(MissingSignatureError, match="'marked-required'"):
         await marked_required.aio_mock_run(In(value=1))
+
+
+@pytest.mark.parametrize("trigger", [{"on_crons": ["0 * * * *"]}, {"on_events": ["x"]}])
+def test_a_client_task_on_crons_or_events_cannot_require_a_signature(
+    client: HatchetMageflow, trigger: dict[str, Any]
+) -> None:
+    with pytest.raises(InjectionError, match=r"TaskSignature \| None") as caught:
+
+        @client.task(name="scheduled", **trigger)
+        async def scheduled(msg: In, signature: TaskSignature) -> None:
+            return None
+
+    assert caught.value.task_name == "scheduled"
+    assert caught.value.parameter == "signature"

@@ -155,7 +155,7 @@ async def test_a_signature_with_an_illegal_output_fails_its_run(
     local: HatchetMageflow,
 ) -> None:
     @local.task(name="scalar")
-    async def scalar(msg: In) -> int:
+    async def scalar(msg: In):  # unannotated: only the run can refuse an int
         return msg.n
 
     sig = await local.sign(scalar)
