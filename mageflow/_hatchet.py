@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
-from hatchet_sdk import Depends, Hatchet
+from hatchet_sdk import Context, Depends, Hatchet
 from hatchet_sdk.clients.admin import AdminClient
 from hatchet_sdk.exceptions import IllegalTaskOutputError
 from hatchet_sdk.runnables.contextvars import (
@@ -73,6 +73,18 @@ def step_output_validator(standalone: Standalone[Any, Any]) -> TypeAdapter[Any]:
     return validator
 
 
+def validate_input(standalone: Standalone[Any, Any], data: Mapping[str, Any]) -> None:
+    """Validate ``data`` as the worker will before it calls the task.
+
+    The same call as the private ``Workflow._get_workflow_input`` makes,
+    with the public adapter; if the worker's rule changes, an input mageflow
+    let through may fail there instead (recovery then fails the signature).
+
+    :raises pydantic.ValidationError: the input does not validate.
+    """
+    standalone.input_validator.validate_python(data, context=HATCHET_PYDANTIC_SENTINEL)
+
+
 def task_retries(standalone: Standalone[Any, Any]) -> int:
     """``retries=`` as declared: the local backend makes ``retries + 1``
     attempts. Breaks if the task object moves off ``Standalone._task``."""
@@ -80,11 +92,33 @@ def task_retries(standalone: Standalone[Any, Any]) -> int:
     return retries
 
 
-def task_execution_timeout(standalone: Standalone[Any, Any]) -> timedelta | str | None:
-    """``execution_timeout=`` as declared, enforced by the local backend.
-    Breaks if the task object moves off ``Standalone._task``."""
+def execution_timeout_seconds(standalone: Standalone[Any, Any]) -> float | None:
+    """``execution_timeout=`` as declared, in seconds (``None``: none).
+
+    The local backend enforces it, and a signed run tells a timeout from a
+    cancel with it. Breaks if the task object moves off ``Standalone._task``.
+    """
     timeout: timedelta | str | None = standalone._task.execution_timeout
-    return timeout
+    if timeout is None:
+        return None
+    if isinstance(timeout, timedelta):
+        return timeout.total_seconds()
+    total, number = 0.0, ""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    text = timeout.strip()
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char.isdigit() or char == ".":
+            number += char
+            index += 1
+            continue
+        unit = "ms" if text.startswith("ms", index) else char
+        if unit not in units or not number:
+            return None
+        total += float(number) * units[unit]
+        number, index = "", index + len(unit)
+    return total + (float(number) if number else 0.0)
 
 
 def dependency_function(marker: Depends[Any, Any]) -> Callable[..., Any]:
@@ -167,11 +201,27 @@ def detached() -> Iterator[None]:
         ctx_workflow_run_id.reset(tokens[0])
 
 
-def enter_run(metadata: Mapping[str, Any], retry_count: int) -> None:
+def enter_run(metadata: Mapping[str, Any], retry_count: int, run_id: str) -> None:
     """Set what a worker sets before it calls a task (the local backend's
-    stand-in for ``Runner.async_wrapped_action_func``)."""
+    stand-in for ``Runner.async_wrapped_action_func``): the run's metadata,
+    its attempt, and its task run id, the same on every attempt."""
     ctx_additional_metadata.set(dict(metadata))
     ctx_task_retry_count.set(retry_count)
+    ctx_step_run_id.set(run_id)
+
+
+def current_task_run_id() -> str | None:
+    """The id of the task run in progress here (the same on every attempt of
+    it), or ``None`` outside a run. Signing inside a run derives its ids
+    from it, so a retried run signs the same signatures again."""
+    return ctx_step_run_id.get()
+
+
+def mark_cancelled(ctx: Context) -> None:
+    """Flag ``ctx`` as cancelled, as the worker does before it cancels a run
+    the engine cancelled (``Runner.handle_cancel_action``). Breaks if
+    ``Context._set_cancellation_flag`` is renamed."""
+    ctx._set_cancellation_flag()
 
 
 def set_retry_count(retry_count: int) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Annotated, Any, TypeAlias, TypeVar
+from typing import Annotated, Any, Literal, TypeAlias, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 T = TypeVar("T")
 
@@ -36,6 +36,34 @@ DEFAULT_RESULT_FIELD = "result"
 """Where the outcome goes when the callback's input has no ``ReturnValue``."""
 
 
+ErrorKind = Literal[
+    "exception",
+    "timeout",
+    "cancelled",
+    "validation",
+    "unknown_task",
+    "lost",
+    "corrupt",
+]
+"""Why a signature failed:
+
+``exception``
+    its function raised (on its last attempt);
+``timeout``
+    it ran past its ``execution_timeout`` (on its last attempt);
+``cancelled``
+    its run was cancelled on the engine, by someone other than mageflow;
+``validation``
+    its input did not validate against the task's input model;
+``unknown_task``
+    no worker knows its task, so it could not start;
+``lost``
+    its worker went away and no attempt was left, or the engine lost its run;
+``corrupt``
+    a record it needed was damaged.
+"""
+
+
 class TaskError(BaseModel):
     """What an error callback receives about the failure that triggered it.
 
@@ -52,6 +80,13 @@ class TaskError(BaseModel):
     """The task that failed."""
     original_message: dict[str, Any]
     """The input the failing run was given."""
+    kind: ErrorKind = "exception"
+    """Why it failed (see :data:`ErrorKind`)."""
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    """For ``validation``: one entry per invalid field, with its ``loc``
+    (the field's path), ``msg`` and ``type``, as pydantic reports them."""
+    traceback: str | None = None
+    """The exception's traceback, when there was one (cut to a few KB)."""
 
 
 def return_field_of(input_model: object) -> str | None:

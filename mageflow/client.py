@@ -85,13 +85,17 @@ def _engine(
 ) -> WorkflowEngine:
     """The workflow engine of ``client``, on the chosen backend."""
     local = backend == "local"
-    dispatcher: Dispatcher = (
+    dispatcher: LocalDispatcher | HatchetDispatcher = (
         LocalDispatcher(client.registry) if local else HatchetDispatcher(client)
     )
     signer = Signer(client.registry, strict_names=local, find_task=_find_task)
-    return WorkflowEngine(
+    engine = WorkflowEngine(
         SignatureStore(redis, ttl), dispatcher, client.registry, signer
     )
+    if isinstance(dispatcher, LocalDispatcher):
+        # drain() waits until nothing is owed, not only until runs are idle.
+        dispatcher.on_idle = engine.settle_idle
+    return engine
 
 
 class HatchetMageflow(Hatchet):

@@ -206,6 +206,34 @@ class SignatureFailedError(SignatureError, NonRetryableException):
     """
 
 
+class SignatureMismatchError(SignatureError, NonRetryableException):
+    """A run of one task carried the signature of another (or of a chain or
+    swarm): it was refused, and the signature is unchanged."""
+
+
+class InputValidationError(SignatureError, NonRetryableException, ValueError):
+    """A signed run's input did not validate against its task's input model.
+
+    The signature was recorded as failed with a ``validation``
+    :class:`~mageflow.TaskError`, so its error callbacks ran and its chain or
+    swarm went on; the run fails without retries, since the same input would
+    fail again.
+
+    :ivar errors: one entry per invalid field (``loc``, ``msg``, ``type``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        signature_id: str | None = None,
+        task_name: str | None = None,
+        errors: list[dict[str, object]] | None = None,
+    ) -> None:
+        super().__init__(message, signature_id=signature_id, task_name=task_name)
+        self.errors = errors or []
+
+
 class NoClientError(MageflowError, RuntimeError):
     """A module-level function (``mageflow.sign`` ...) found no client to use.
 

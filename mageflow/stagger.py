@@ -12,17 +12,11 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import Callable
-from contextvars import ContextVar
 from datetime import timedelta
 
 from hatchet_sdk import Context
 
-timeout_extender: ContextVar[Callable[[timedelta], None] | None] = ContextVar(
-    "mageflow_timeout_extender", default=None
-)
-"""Set by the local backend, which enforces ``execution_timeout`` itself:
-there is no engine to ask, so the extension goes to the local deadline."""
+from mageflow.attempt import current_attempt
 
 
 async def stagger(
@@ -31,8 +25,9 @@ async def stagger(
     """Sleep for a delay drawn from ``[0, window]``; return the delay in seconds."""
     delay = rng.uniform(0.0, window.total_seconds())
     if extension := math.ceil(delay):
-        if (extend := timeout_extender.get()) is not None:
-            extend(timedelta(seconds=extension))
+        # The local backend keeps the deadline itself; a worker asks the engine.
+        if (attempt := current_attempt.get()) is not None:
+            attempt.extend(timedelta(seconds=extension))
         else:
             await ctx.aio_refresh_timeout(timedelta(seconds=extension))
     ctx.log(f"mageflow: staggering {task_name!r} by {delay:.3f}s (window {window})")

@@ -367,9 +367,11 @@ async def test_swarm_survives_dying_workers_without_losing_or_repeating(
     items = [await local.sign("inc", x=i) for i in range(40)]
     swarm = await local.swarm(items, max_concurrency=4, success="collect")
     await swarm.close()
-    _die_on(monkeypatch, {5, 9, 10, 17, 30, 41})
+    sent = _die_on(monkeypatch, {5, 9, 10, 17, 30, 41})
     await swarm.aio_run_no_wait({})
-    assert await _redeliver_failures(local) >= 5
+    # The lost starts were recorded as owed: drain's recovery sends them.
+    await _redeliver_failures(local)
+    assert sent[0] > 41  # every fault was hit
     assert probe.calls == Counter({i: 1 for i in range(40)})
     assert probe.collected == [[{"v": i + 1} for i in range(40)]]
     assert probe.peak <= 4
@@ -379,9 +381,10 @@ async def test_chain_survives_dying_workers_without_losing_or_repeating(
     local: HatchetMageflow, probe: Probe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     chain = await local.chain(["inc"] * 10, success="collect")
-    _die_on(monkeypatch, {2, 3, 6, 11})
+    sent = _die_on(monkeypatch, {2, 3, 6, 11})
     await chain.aio_run_no_wait({"x": 0})
-    assert await _redeliver_failures(local) >= 3
+    await _redeliver_failures(local)
+    assert sent[0] > 11  # every fault was hit
     assert probe.calls == Counter({i: 1 for i in range(10)})
     assert probe.collected == [{"v": 10}]
 
@@ -422,19 +425,25 @@ async def test_paused_swarm_starts_nothing_until_resumed(
 async def test_round_trips_per_item_do_not_grow_with_the_swarm(
     local: HatchetMageflow, probe: Probe, round_trips: RoundTrips
 ) -> None:
-    async def per_item(size: int) -> float:
+    recover = backend(local).on_idle
+    backend(local).on_idle = None  # count the workflow alone, not recovery
+
+    async def total(size: int) -> int:
         swarm = await local.swarm([await local.sign("inc", x=i) for i in range(size)])
         await swarm.close()
         round_trips.count = 0
         await swarm.aio_run_no_wait({})
         await backend(local).drain()
-        return round_trips.count / size
+        return round_trips.count
 
-    small, large = await per_item(10), await per_item(200)
-    assert large <= small  # constant per item; the fixed cost only amortizes
-    # ACTIVATE, FINISH, SWARM_ITEM_DONE and MARK_SENT per item, plus the
-    # swarm's own start and completion once
-    assert large == pytest.approx(4, abs=0.05)
+    await total(10)  # the server has every script loaded from here on
+    small, large = await total(10), await total(200)
+    # Each item beyond the first ten costs exactly ACTIVATE, FINISH,
+    # SWARM_ITEM_DONE and MARK_SENT; the swarm's start and completion are
+    # the same whatever the size.
+    assert (large - small) / 190 == 4
+    assert recover is not None
+    assert not await recover()  # and nothing was left owed
 
 
 async def test_chain_inside_a_swarm_counts_as_one_item(

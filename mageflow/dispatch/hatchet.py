@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 from hatchet_sdk import Hatchet
+from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
+from hatchet_sdk.features.runs import BulkCancelReplayOpts, RunFilter
 from hatchet_sdk.types.trigger import TriggerWorkflowOptions, WorkflowRunTriggerConfig
 
 from mageflow._hatchet import admin_client, detached
-from mageflow.dispatch import RunRequest
+from mageflow.dispatch import SIGNATURE_ID, Probe, ProbeState, RunHandle, RunRequest
 from mageflow.errors import UnknownTaskError
 
 
@@ -34,6 +37,15 @@ def _unknown(task_names: Sequence[str], exc: grpc.RpcError) -> UnknownTaskError:
         "name, and that a worker registered it.",
         task_name=names,
     )
+
+
+_STATES = {
+    V1TaskStatus.QUEUED: ProbeState.ALIVE,
+    V1TaskStatus.RUNNING: ProbeState.ALIVE,
+    V1TaskStatus.COMPLETED: ProbeState.DONE,
+    V1TaskStatus.CANCELLED: ProbeState.CANCELLED,
+    V1TaskStatus.FAILED: ProbeState.FAILED,
+}
 
 
 class HatchetDispatcher:
@@ -87,3 +99,53 @@ class HatchetDispatcher:
         if len(outputs) == 1:
             return next(iter(outputs.values()))
         return outputs
+
+    async def probe(
+        self, signature_id: str, since: datetime, run_id: str | None = None
+    ) -> Probe:
+        """Ask the engine about the runs it holds for ``signature_id``.
+
+        With ``run_id``, about that run only. Otherwise runs are found by the
+        signature id mageflow puts in every run's ``additional_metadata``, so
+        a trigger that was never recorded (or that the engine dropped) shows
+        as ``NONE``.
+        """
+        if run_id is not None:
+            status = await self._hatchet.runs.aio_get_status(run_id)
+            return Probe(_STATES[status])
+        found = await self._hatchet.runs.aio_list(
+            since=since,
+            only_tasks=True,
+            additional_metadata={SIGNATURE_ID: signature_id},
+            limit=50,
+        )
+        rows = list(found.rows or [])
+        if not rows:
+            return Probe(ProbeState.NONE)
+        if any(r.status in (V1TaskStatus.QUEUED, V1TaskStatus.RUNNING) for r in rows):
+            return Probe(ProbeState.ALIVE)
+        last = max(rows, key=lambda r: r.created_at)
+        if last.status is V1TaskStatus.COMPLETED:
+            return Probe(ProbeState.DONE, output=last.output)
+        if last.status is V1TaskStatus.CANCELLED:
+            return Probe(ProbeState.CANCELLED, error=last.error_message)
+        return Probe(ProbeState.FAILED, error=last.error_message)
+
+    async def cancel(self, runs: Sequence[RunHandle]) -> None:
+        """Cancel the engine's runs: by id when the run started, else by the
+        signature id in the metadata of runs still queued."""
+        runs_client = self._hatchet.runs
+        ids = [handle.run_id for handle in runs if handle.run_id]
+        if ids:
+            await runs_client.aio_bulk_cancel(BulkCancelReplayOpts(ids=ids))
+        for handle in runs:
+            if handle.run_id:
+                continue
+            await runs_client.aio_bulk_cancel(
+                BulkCancelReplayOpts(
+                    filters=RunFilter(
+                        since=handle.since,
+                        additional_metadata={SIGNATURE_ID: handle.signature_id},
+                    )
+                )
+            )

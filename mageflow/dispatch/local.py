@@ -15,10 +15,15 @@ exactly as on a worker. Around it this backend does what a worker would:
 * ``additional_metadata`` reaches ``ctx.additional_metadata`` and, as a worker
   sets them, the ``ctx_additional_metadata`` / ``ctx_task_retry_count``
   context variables;
-* exceptions are captured on the run record instead of escaping.
+* exceptions are captured on the run record instead of escaping;
+* a timeout, or :meth:`LocalDispatcher.cancel`, first flags the run's
+  context (``ctx.is_cancelled``) and then cancels the attempt, as a worker
+  does when the engine cancels a run.
 
 Every run is recorded (:class:`LocalRun`), and :meth:`LocalDispatcher.drain`
-waits until no run is in flight, including runs started by other runs.
+waits until no run is in flight, including runs started by other runs; with
+an ``on_idle`` hook (the client passes its recovery pass) it also waits
+until nothing is owed.
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ import enum
 import json
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from hatchet_sdk.exceptions import NonRetryableException
@@ -40,16 +45,23 @@ from hatchet_sdk.runnables.workflow import Standalone
 
 from mageflow._hatchet import (
     enter_run,
+    execution_timeout_seconds,
+    mark_cancelled,
     serialize_output,
     set_retry_count,
     step_output_validator,
-    task_execution_timeout,
     task_retries,
 )
-from mageflow.dispatch import SIGNATURE_ID, RunRequest
+from mageflow.attempt import AttemptControl, CancelReason, current_attempt
+from mageflow.dispatch import (
+    SIGNATURE_ID,
+    Probe,
+    ProbeState,
+    RunHandle,
+    RunRequest,
+)
 from mageflow.errors import UnknownTaskError
 from mageflow.registry import TaskRegistry
-from mageflow.stagger import timeout_extender
 
 
 class RunState(str, enum.Enum):
@@ -75,6 +87,13 @@ class LocalRun:
     started: float = dataclasses.field(default_factory=time.monotonic)
     finished: float | None = None
     """``time.monotonic()`` when the run ended, for durations."""
+    control: AttemptControl | None = dataclasses.field(default=None, repr=False)
+    """The attempt in flight, while one is."""
+    attempt_task: asyncio.Future[Any] | None = dataclasses.field(
+        default=None, repr=False
+    )
+    cancelled: bool = False
+    """Cancelled through :meth:`LocalDispatcher.cancel`: no attempt follows."""
 
     @property
     def signature_id(self) -> str | None:
@@ -82,20 +101,18 @@ class LocalRun:
         return self.metadata.get(SIGNATURE_ID)
 
 
-def _seconds(value: timedelta | str | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    units = {"s": 1, "m": 60, "h": 3600}
-    return float(value[:-1]) * units[value[-1]] if value[-1] in units else None
-
-
 class LocalDispatcher:
     """Runs the tasks of one registry in-process (see the module docstring)."""
 
-    def __init__(self, registry: TaskRegistry) -> None:
+    def __init__(
+        self,
+        registry: TaskRegistry,
+        on_idle: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         self._registry = registry
+        self.on_idle = on_idle
+        """Run by :meth:`drain` whenever no run is in flight; it returns
+        whether it did anything (then drain waits again)."""
         self.runs: list[LocalRun] = []
         self._in_flight: set[asyncio.Task[Any]] = set()
 
@@ -145,15 +162,23 @@ class LocalDispatcher:
         return run.output
 
     async def drain(self, timeout: float = 30.0) -> None:
-        """Wait until no run is in flight, including runs started meanwhile.
+        """Wait until no run is in flight and nothing is owed.
+
+        Runs started meanwhile are waited for too. When the dispatcher was
+        given an ``on_idle`` hook (a client's recovery pass), it is run each
+        time the runs are idle, until it finds nothing to do.
 
         :raises TimeoutError: runs are still going after ``timeout`` seconds;
             the message names them.
         """
 
         async def until_idle() -> None:
-            while self._in_flight:
-                await asyncio.gather(*self._in_flight, return_exceptions=True)
+            while True:
+                while self._in_flight:
+                    await asyncio.gather(*self._in_flight, return_exceptions=True)
+                idle_work = self.on_idle is not None and await self.on_idle()
+                if not idle_work and not self._in_flight:
+                    return
 
         try:
             await asyncio.wait_for(until_idle(), timeout)
@@ -164,6 +189,39 @@ class LocalDispatcher:
                 f"{len(still)} local run(s) still in flight after {timeout}s: "
                 f"{names or 'none recorded'}"
             ) from None
+
+    def in_flight(self, signature_id: str) -> list[LocalRun]:
+        """The runs of ``signature_id`` still going."""
+        return [
+            run
+            for run in self.runs
+            if run.state is RunState.RUNNING and run.signature_id == signature_id
+        ]
+
+    async def probe(
+        self, signature_id: str, since: datetime, run_id: str | None = None
+    ) -> Probe:
+        if self.in_flight(signature_id):
+            return Probe(ProbeState.ALIVE)
+        ran = [run for run in self.runs if run.signature_id == signature_id]
+        if not ran:
+            return Probe(ProbeState.NONE)
+        last = ran[-1]
+        if last.state is RunState.SUCCEEDED:
+            return Probe(ProbeState.DONE, output=last.output)
+        if last.cancelled:
+            return Probe(ProbeState.CANCELLED, error=str(last.error))
+        return Probe(
+            ProbeState.FAILED, error=f"{type(last.error).__name__}: {last.error}"
+        )
+
+    async def cancel(self, runs: Sequence[RunHandle]) -> None:
+        """Cancel the in-flight runs of these signatures, as the engine
+        would: flag the run's context, then cancel its attempt."""
+        for handle in runs:
+            for run in self.in_flight(handle.signature_id):
+                run.cancelled = True
+                _cancel_attempt(run, "cancelled")
 
     async def close(self) -> None:
         """Cancel every run still in flight and wait until they have ended."""
@@ -191,16 +249,19 @@ class LocalDispatcher:
 
     async def _attempts(self, standalone: Standalone[Any, Any], run: LocalRun) -> None:
         attempts = task_retries(standalone) + 1
-        timeout = _seconds(task_execution_timeout(standalone))
+        timeout = execution_timeout_seconds(standalone)
         validator = step_output_validator(standalone)
         # As a worker does before it calls the task: runs this one triggers
         # see its metadata.
-        enter_run(run.metadata, 0)
+        enter_run(run.metadata, 0, run.run_id)
         for attempt in range(attempts):
+            if run.cancelled:
+                break
             run.attempts = attempt + 1
             set_retry_count(attempt)
             try:
-                output = await _within_timeout(
+                output, cancelled = await _attempt(
+                    run,
                     standalone.aio_mock_run(
                         input=EmptyModel(**run.input),
                         additional_metadata=run.metadata,
@@ -208,15 +269,18 @@ class LocalDispatcher:
                     ),
                     timeout,
                 )
+                if cancelled == "cancelled":
+                    run.error = asyncio.CancelledError("cancelled on the backend")
+                    break
+                if cancelled == "timeout":
+                    run.error = TimeoutError(
+                        f"task {run.task_name!r} exceeded its execution_timeout "
+                        f"of {timeout}s (attempt {attempt + 1} of {attempts})"
+                    )
+                    continue
                 # A worker reports a bad output as a failed attempt, which the
                 # engine retries like any other failure.
                 serialized = serialize_output(validator, output)
-            except asyncio.TimeoutError:
-                run.error = TimeoutError(
-                    f"task {run.task_name!r} exceeded its execution_timeout "
-                    f"of {timeout}s (attempt {attempt + 1} of {attempts})"
-                )
-                continue
             except Exception as exc:
                 run.error = exc
                 if isinstance(exc, NonRetryableException):
@@ -229,33 +293,59 @@ class LocalDispatcher:
         run.state = RunState.FAILED
 
 
-async def _within_timeout(
-    attempt: Coroutine[Any, Any, Any], timeout: float | None
-) -> Any:
+def _cancel_attempt(run: LocalRun, reason: CancelReason) -> None:
+    control, task = run.control, run.attempt_task
+    if control is None or task is None or task.done():
+        return
+    control.reason = reason
+    if control.context is not None:
+        mark_cancelled(control.context)
+    task.cancel()
+
+
+async def _attempt(
+    run: LocalRun, attempt: Coroutine[Any, Any, Any], timeout: float | None
+) -> tuple[Any, CancelReason | None]:
     """Await one attempt under ``execution_timeout``, which it may extend.
 
     On a worker the engine keeps the deadline and ``ctx.refresh_timeout``
     moves it; here this function keeps it, and ``stagger_execution`` moves it
-    through :data:`timeout_extender`.
+    through :data:`~mageflow.attempt.current_attempt`. A timeout or a cancel
+    flags the run's context first, then cancels the attempt. Returns the
+    attempt's output, and why it was cancelled if it was.
     """
-    if timeout is None:
-        return await attempt
     loop = asyncio.get_running_loop()
-    deadline = [loop.time() + timeout]
+    deadline = [loop.time() + timeout if timeout is not None else None]
 
     def extend(by: timedelta) -> None:
-        deadline[0] += by.total_seconds()
+        if deadline[0] is not None:
+            deadline[0] += by.total_seconds()
 
-    token = timeout_extender.set(extend)
+    control = AttemptControl(extend)
+    token = current_attempt.set(control)
     try:
-        running = asyncio.ensure_future(attempt)  # copies the context, extender too
+        running = asyncio.ensure_future(attempt)  # copies the context, control too
     finally:
-        timeout_extender.reset(token)
-    while True:
-        done, _ = await asyncio.wait({running}, timeout=deadline[0] - loop.time())
-        if done:
-            return running.result()
-        if loop.time() >= deadline[0]:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
-            raise asyncio.TimeoutError
+        current_attempt.reset(token)
+    run.control, run.attempt_task = control, running
+    try:
+        while True:
+            wait = None if deadline[0] is None else deadline[0] - loop.time()
+            done, _ = await asyncio.wait({running}, timeout=wait)
+            if done:
+                break
+            if deadline[0] is not None and loop.time() >= deadline[0]:
+                _cancel_attempt(run, "timeout")
+                await asyncio.gather(running, return_exceptions=True)
+                break
+        if running.cancelled() or control.reason is not None:
+            return None, control.reason or "cancelled"
+        return running.result(), None
+    except asyncio.CancelledError:
+        # The backend itself is closing: the attempt goes with it, unflagged,
+        # like a run on a worker that shuts down.
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        raise
+    finally:
+        run.control, run.attempt_task = None, None

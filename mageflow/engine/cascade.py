@@ -10,13 +10,23 @@ resume.
 
 from __future__ import annotations
 
+import dataclasses
+
 from mageflow.engine.kinds import KINDS
 from mageflow.errors import InvalidTransitionError, SignatureNotFoundError
 from mageflow.signature import SignatureStatus
-from mageflow.store import SignatureStore
+from mageflow.store import SignatureStore, Transition
 
 SKIPPED = (InvalidTransitionError, SignatureNotFoundError)
 """What a child may answer that only means "nothing to do here"."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Stopped:
+    """A signature a stop moved, and what it left."""
+
+    signature_id: str
+    transition: Transition
 
 
 async def children(store: SignatureStore, container_id: str, kind: str) -> list[str]:
@@ -33,15 +43,20 @@ async def children(store: SignatureStore, container_id: str, kind: str) -> list[
 
 async def stop_tree(
     store: SignatureStore, signature_id: str, final: SignatureStatus
-) -> None:
+) -> list[Stopped]:
     """Move ``signature_id`` to ``final``, then every child that can still move.
+
+    Returns what moved, the root first, so the caller can cancel their runs
+    and tell the root's container.
 
     :raises InvalidTransitionError: ``signature_id`` itself already finished.
     :raises SignatureNotFoundError: ``signature_id`` does not exist.
     """
     stopped = await store.stop(signature_id, final)
+    moved = [Stopped(signature_id, stopped)]
     for child in await children(store, signature_id, stopped.kind):
         try:
-            await stop_tree(store, child, final)
+            moved += await stop_tree(store, child, final)
         except SKIPPED:
             continue
+    return moved

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mageflow.engine.inputs import jsonable, merge_input
-from mageflow.engine.kind import CONTAINER_LEASE, NOTHING, Effects, Settle
-from mageflow.engine.signing import Records, Signer
+from mageflow.engine.kind import CONTAINER_HOLDER, NOTHING, Effects, Settle
+from mageflow.engine.signing import Records, Signer, child_id, new_id
 from mageflow.signature import (
     CallbackSpec,
     ChainSignature,
@@ -28,7 +28,7 @@ from mageflow.signature import (
     TaskSignature,
 )
 from mageflow.store import ActivationVerdict, SignatureStore
-from mageflow.store.codec import dumps, encode
+from mageflow.store.codec import Write, dumps, encode
 
 logger = logging.getLogger("mageflow")
 
@@ -50,10 +50,16 @@ class ChainKind:
         """The first step runs with ``message``.
 
         Starting an already started chain changes nothing: the chain's own
-        activation admits the container lease again, and the first step admits
-        one dispatch, so a repeated start is a duplicate there.
+        activation admits the container holder again, and the first step
+        admits one attempt, so a repeated start is a duplicate there.
         """
-        activation = await store.activate(container_id, CONTAINER_LEASE, dumps(message))
+        activation = await store.activate(
+            container_id,
+            CONTAINER_HOLDER,
+            dumps(message),
+            kind=ChainSignature.kind,
+            lease=False,
+        )
         if activation.verdict is not ActivationVerdict.RUN:
             logger.info(
                 "mageflow: chain %s not started, it is %s",
@@ -63,7 +69,10 @@ class ChainKind:
             return NOTHING
         chain = activation.signature
         assert isinstance(chain, ChainSignature)
-        first = await store.targets(chain.steps[:1])
+        first, _ = await store.targets(chain.steps[:1])
+        for target in first:
+            # Owed until it activates: a start lost now is sent again.
+            await store.mark_due(target.id, dumps(message))
         return Effects(start=[(target, message) for target in first])
 
     async def child_finished(
@@ -117,7 +126,8 @@ def create(
     """A new chain of ``tasks``; its records (and its steps') go to ``records``.
 
     A step given as a signature was stored earlier: only what the chain
-    changes in it is written (its kwargs, container and next step).
+    changes in it is written (its kwargs, container and next step), and only
+    if it is still pending and in no other container.
     """
     if isinstance(tasks, str) or len(tasks) < 2:
         raise ValueError(
@@ -125,12 +135,18 @@ def create(
             f"names); got {tasks!r}. For one step, sign the task directly."
         )
     bound = jsonable(dict(kwargs))
-    chain: ChainSignature[Any] = ChainSignature(task_name=name or "chain")
+    label = name or "chain"
+    given = [
+        task.id if isinstance(task, TaskSignature) else str(task) for task in tasks
+    ]
+    chain: ChainSignature[Any] = ChainSignature(
+        id=new_id(label, [given, bound]), task_name=label
+    )
     steps: list[tuple[TaskSignature[Any], bool]] = [
         (task, False)
         if isinstance(task, TaskSignature)
-        else (signer.new(task, {}), True)
-        for task in tasks
+        else (signer.new(task, {}, signature_id=child_id(chain.id, STEP, n)), True)
+        for n, task in enumerate(tasks)
     ]
     for index, (step, fresh) in enumerate(steps):
         has_next = index + 1 < len(steps)
@@ -146,23 +162,19 @@ def create(
         if has_next:
             step.success_callbacks = [*step.success_callbacks, steps[index + 1][0].id]
         if fresh:
-            records.append((step.id, encode(step)))
+            records.append(Write(step.id, encode(step)))
         else:
-            records.append(
-                (
-                    step.id,
-                    {
-                        "kwargs": dumps(step.kwargs),
-                        "container": chain.id,
-                        "crole": step.container_role,
-                        "ok": dumps(step.success_callbacks),
-                    },
-                )
-            )
+            changed = {
+                "kwargs": dumps(step.kwargs),
+                "container": chain.id,
+                "crole": step.container_role,
+                "ok": dumps(step.success_callbacks),
+            }
+            records.append(Write(step.id, changed, claim=True))
     chain.steps = [step.id for step, _ in steps]
     chain.kwargs = bound
     chain.return_field = steps[0][0].return_field
-    chain.success_callbacks = signer.callbacks(success, records)
-    chain.error_callbacks = signer.callbacks(error, records)
-    records.append((chain.id, encode(chain)))
+    chain.success_callbacks = signer.callbacks(chain.id, "ok", success, records)
+    chain.error_callbacks = signer.callbacks(chain.id, "err", error, records)
+    records.append(Write(chain.id, encode(chain)))
     return chain

@@ -16,11 +16,14 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
+from mageflow._hatchet import validate_input
 from mageflow.callbacks import DEFAULT_RESULT_FIELD
 from mageflow.dispatch import DISPATCH_ID, SIGNATURE_ID, RunRequest
 from mageflow.errors import InputConflictError
+from mageflow.registry import TaskRegistry
 
 
 def jsonable(value: Any) -> Any:
@@ -91,3 +94,30 @@ def request_for(
 def outcome_message(return_field: str | None, value: Any) -> dict[str, Any]:
     """The message that hands ``value`` to a callback's ReturnValue field."""
     return {return_field or DEFAULT_RESULT_FIELD: value}
+
+
+def input_problems(
+    registry: TaskRegistry, request: RunRequest
+) -> list[dict[str, Any]] | None:
+    """Why ``request``'s input fails its task's input model (one entry per
+    field: ``loc``, ``msg``, ``type``), or ``None`` when it validates or the
+    task is not declared here (the worker checks it then)."""
+    registered = registry.get(request.task_name)
+    if registered is None:
+        return None
+    try:
+        validate_input(registered.standalone, request.input)
+    except ValidationError as exc:
+        return [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False)
+        ]
+    return None
+
+
+def describe_problems(problems: list[dict[str, Any]]) -> str:
+    """Invalid fields in one line: ``quantity: Input should be ...; ...``."""
+    return "the input does not validate: " + "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(input)'}: {e['msg']}"
+        for e in problems
+    )

@@ -17,10 +17,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from mageflow.signature import SignatureStatus, TaskSignature
-from mageflow.store import CallbackTarget, SignatureStore
+from mageflow.store import CallbackTarget, SignatureStore, scripts
 
-CONTAINER_LEASE = "container"
-"""The lease a chain or swarm is activated and settled with: a container
+CONTAINER_HOLDER = scripts.CONTAINER_HOLDER
+"""The holder a chain or swarm is activated and settled with: a container
 has no run of its own, so every start of it is the same (idempotent) start."""
 
 
@@ -38,7 +38,8 @@ class Effects:
     """What a kind's answer asks the engine to do, in this order."""
 
     interrupt: Sequence[str] = ()
-    """Children to stop as ``interrupted``, each with everything below it."""
+    """Children to stop as ``interrupted``, each with everything below it
+    (the container answering is not told of them: it asked)."""
     start: Sequence[tuple[CallbackTarget, Mapping[str, Any]]] = ()
     """Signatures to start, each with its message."""
     settle: Settle | None = None

@@ -11,8 +11,8 @@ import dataclasses
 
 from mageflow.engine.cascade import SKIPPED, children, stop_tree
 from mageflow.engine.kinds import KINDS
-from mageflow.engine.progress import Progress
-from mageflow.signature import SignatureStatus
+from mageflow.engine.progress import Progress, task_error
+from mageflow.signature import SignatureStatus, TaskSignature
 from mageflow.store import ResumeVerdict, SignatureStore
 from mageflow.store.codec import decode
 
@@ -48,7 +48,7 @@ class Lifecycle:
         """
         resumption = await self._store.resume(signature_id)
         if resumption.verdict is ResumeVerdict.REDISPATCH:
-            (target,) = await self._store.targets([signature_id])
+            (target,), _ = await self._store.targets([signature_id])
             # The recorded message is the input as it was delivered, bound
             # kwargs included: re-send it exactly, merging nothing again.
             exact = dataclasses.replace(target, kwargs={})
@@ -70,12 +70,46 @@ class Lifecycle:
     async def stop(self, signature_id: str) -> None:
         """Cancel the signature and everything in it that has not finished.
 
-        A run already executing finishes, but its outcome is discarded.
+        The engine's runs of what was stopped are cancelled; an outcome that
+        still arrives is discarded. The signature's own container hears of
+        it, like of any child that ended: a swarm frees the item's slot, a
+        chain ends.
 
         :raises InvalidTransitionError: it is already done or failed.
         """
-        await stop_tree(self._store, signature_id, SignatureStatus.CANCELED)
+        stopped = await stop_tree(self._store, signature_id, SignatureStatus.CANCELED)
+        await self._progress.cancel_runs(stopped)
+        root = stopped[0].transition
+        if root.container_id is not None:
+            child = TaskSignature(
+                id=signature_id,
+                task_name="",
+                container_id=root.container_id,
+                container_role=root.container_role,
+            )
+            outcome = task_error(
+                signature_id,
+                "",
+                {},
+                kind="cancelled",
+                error_type="Canceled",
+                text=f"signature {signature_id} was stopped",
+            )
+            await self._progress.tell_container(
+                child, SignatureStatus.CANCELED, outcome.model_dump()
+            )
 
     async def remove(self, signature_id: str) -> int:
-        """Delete the signature with its callbacks and children; count the keys."""
+        """Delete the signature with its callbacks and children; count the keys.
+
+        A signature that is part of a running chain or swarm is stopped
+        first, so its container does not wait for it.
+        """
+        signature = await self._store.load(signature_id)
+        if (
+            signature is not None
+            and signature.container_id is not None
+            and not signature.status.is_final
+        ):
+            await self.stop(signature_id)
         return await self._store.remove(signature_id)

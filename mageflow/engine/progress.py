@@ -9,154 +9,257 @@ carries them out, here.
 
 Settling costs three Redis round trips at most, whatever the callbacks:
 
-1. ``finish``: one script records the outcome and returns the callbacks to
-   fire (their task names and bound kwargs), atomically;
+1. ``finish``: one script records the outcome, returns the callbacks to
+   fire, and records, as debts, each callback's start and the signature's
+   own completion;
 2. the container's script, when the signature has a container;
-3. ``mark_sent``: once the callbacks were dispatched and the container told.
+3. ``mark_sent``: once the callbacks were dispatched and the container told,
+   which clears the completion debt.
 
-Hatchet delivers at least once and workers die, so every step is safe to
-repeat: a finished signature whose ``sent`` flag is missing is completed
-again by the next delivery (:meth:`Progress.replay`), and a callback that is
-dispatched twice that way still runs once, because its own activation admits
-one dispatch.
+``finish`` is the commit point. What follows it may fail (a worker dies, the
+engine refuses a trigger, Redis goes away): the debts recorded with the
+outcome remember what is owed, and :mod:`mageflow.engine.recovery` sends it
+again. So nothing after the commit is allowed to turn a recorded outcome
+into an exception: it is logged, and left to recovery.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import traceback as tb
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
-from mageflow.callbacks import TaskError
-from mageflow.dispatch import Dispatcher, RunRequest
-from mageflow.engine.cascade import SKIPPED, stop_tree
+from mageflow.callbacks import ErrorKind, TaskError
+from mageflow.dispatch import Dispatcher, RunHandle, RunRequest
+from mageflow.engine.cascade import SKIPPED, Stopped, stop_tree
 from mageflow.engine.inputs import (
     jsonable,
-    new_dispatch_id,
     outcome_message,
     request_for,
 )
-from mageflow.engine.kind import CONTAINER_LEASE, Effects
+from mageflow.engine.kind import CONTAINER_HOLDER, Effects
 from mageflow.engine.kinds import KINDS, container_of_role
-from mageflow.errors import InputConflictError
+from mageflow.engine.leases import new_token
+from mageflow.errors import InputConflictError, UnknownTaskError
+from mageflow.registry import TaskRegistry
 from mageflow.signature import SignatureStatus, TaskSignature
 from mageflow.store import (
     ActivationVerdict,
+    BadTarget,
     CallbackTarget,
     FinishVerdict,
     SignatureStore,
+    keys,
 )
-from mageflow.store.codec import decode, dumps
+from mageflow.store.codec import decode, dumps, loads_outcome
 
 logger = logging.getLogger("mageflow")
 
 Start = tuple[CallbackTarget, Mapping[str, Any]]
 """A signature to start, and the message to start it with."""
 
+TRACEBACK_LIMIT = 8_000
+"""How much of a traceback a :class:`TaskError` keeps (characters)."""
+
 
 def callbacks_for(signature: TaskSignature, status: SignatureStatus) -> list[str]:
-    """The callbacks an outcome of ``status`` fires."""
+    """The callbacks an outcome of ``status`` fires: success callbacks for
+    ``done``, error callbacks for ``failed``, none for a stopped one."""
     if status is SignatureStatus.DONE:
         return signature.success_callbacks
-    return signature.error_callbacks
+    if status is SignatureStatus.FAILED:
+        return signature.error_callbacks
+    return []
+
+
+def task_error(
+    signature_id: str,
+    task_name: str,
+    message: Mapping[str, Any],
+    exc: BaseException | None = None,
+    *,
+    kind: ErrorKind = "exception",
+    error_type: str | None = None,
+    text: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> TaskError:
+    """A :class:`TaskError` for ``signature_id``, from an exception or words."""
+    trace = None
+    if exc is not None and exc.__traceback__ is not None:
+        trace = "".join(tb.format_exception(exc))[-TRACEBACK_LIMIT:]
+    return TaskError(
+        error_type=error_type or (type(exc).__name__ if exc else "Error"),
+        message=text if text is not None else str(exc),
+        signature_id=signature_id,
+        task_name=task_name,
+        original_message=dict(message),
+        kind=kind,
+        errors=errors or [],
+        traceback=trace,
+    )
 
 
 class Progress:
     """Starts and settles the signatures of one store, on one dispatcher."""
 
-    def __init__(self, store: SignatureStore, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self, store: SignatureStore, dispatcher: Dispatcher, registry: TaskRegistry
+    ) -> None:
         self._store = store
         self._dispatcher = dispatcher
+        self._registry = registry
 
     # --- starting -------------------------------------------------------------
 
-    async def start(self, targets: Sequence[Start]) -> None:
+    async def start(self, targets: Sequence[Start], *, strict: bool = False) -> None:
         """Start each (signature, message): tasks in one batch, containers by kind.
 
         A task whose input cannot be built (the message contradicts a bound
-        kwarg) fails with its error callbacks instead of starting, so the
-        workflow around it still ends.
+        kwarg) or does not validate against its task's model, or whose task
+        no worker knows, fails with its error callbacks instead of starting,
+        alone, so its siblings start and the workflow around it still ends.
+        ``strict`` (a start the user asked for) raises instead; otherwise a
+        trigger that fails is logged, and recovery sends it again (the start
+        is owed until it activates).
         """
-        requests: list[RunRequest] = []
+        requests: list[tuple[CallbackTarget, Mapping[str, Any], RunRequest]] = []
         for target, message in targets:
             kind = KINDS.get(target.kind)
             if kind is not None:
                 await self.apply(await kind.start(self._store, target.id, message))
                 continue
             try:
-                requests.append(
-                    request_for(target.id, target.task_name, target.kwargs, message)
+                request = request_for(
+                    target.id, target.task_name, target.kwargs, message
                 )
             except InputConflictError as exc:
-                await self._fail_unstartable(target, message, exc)
-        if len(requests) == 1:
-            await self._dispatcher.trigger(requests[0])
-        elif requests:
-            await self._dispatcher.trigger_many(requests)
+                if strict:
+                    raise
+                await self.fail(
+                    target,
+                    message,
+                    task_error(target.id, target.task_name, message, exc),
+                )
+                continue
+            requests.append((target, message, request))
+        if not requests:
+            return
+        try:
+            if len(requests) == 1:
+                await self._dispatcher.trigger(requests[0][2])
+            else:
+                await self._dispatcher.trigger_many([r for _, _, r in requests])
+        except UnknownTaskError:
+            if strict and len(requests) == 1:
+                raise
+            await self._one_by_one(requests)
+        except Exception:
+            if strict:
+                raise
+            logger.warning(
+                "mageflow: could not send %d start(s); recovery will send them",
+                len(requests),
+                exc_info=True,
+            )
 
-    async def fire(self, targets: Sequence[CallbackTarget], value: Any) -> None:
-        """Start every callback in ``targets`` with the outcome ``value``."""
+    async def _one_by_one(
+        self, requests: Sequence[tuple[CallbackTarget, Mapping[str, Any], RunRequest]]
+    ) -> None:
+        """A batch was refused for an unknown task: send each alone, and
+        fail the ones whose task no worker knows."""
+        for target, message, request in requests:
+            try:
+                await self._dispatcher.trigger(request)
+            except UnknownTaskError as exc:
+                await self.fail(
+                    target,
+                    message,
+                    task_error(
+                        target.id, target.task_name, message, exc, kind="unknown_task"
+                    ),
+                )
+            except Exception:
+                logger.warning(
+                    "mageflow: could not start %s; recovery will send it",
+                    target.id,
+                    exc_info=True,
+                )
+
+    async def fire(
+        self,
+        targets: Sequence[CallbackTarget],
+        value: Any,
+        bad: Sequence[BadTarget] = (),
+    ) -> None:
+        """Start every callback in ``targets`` with the outcome ``value``.
+
+        A callback that is not a mageflow record (``bad``) cannot run and
+        has nothing to record its failure on: it is reported, and skipped.
+        """
+        for target in bad:
+            logger.error(
+                "mageflow: callback %s is not a valid mageflow record (%s); it "
+                "was not started. Its siblings were.",
+                target.key,
+                target.reason,
+            )
         await self.start([(t, outcome_message(t.return_field, value)) for t in targets])
 
-    async def _fail_unstartable(
-        self, target: CallbackTarget, message: Mapping[str, Any], exc: Exception
+    async def fail(
+        self, target: CallbackTarget, message: Mapping[str, Any], error: TaskError
     ) -> None:
         """Fail a signature that cannot start, as if its task had failed."""
-        lease = new_dispatch_id()
-        activation = await self._store.activate(target.id, lease, dumps(dict(message)))
+        token = new_token()
+        activation = await self._store.activate(
+            target.id, token, dumps(dict(message)), task=target.task_name
+        )
         if (
             activation.signature is None
             or activation.verdict is not ActivationVerdict.RUN
         ):
             return
-        error = TaskError(
-            error_type=type(exc).__name__,
-            message=str(exc),
-            signature_id=target.id,
-            task_name=target.task_name,
-            original_message=dict(message),
-        )
-        await self.settle(activation.signature, lease, SignatureStatus.FAILED, error)
+        await self.settle(activation.signature, token, SignatureStatus.FAILED, error)
 
     # --- settling ---------------------------------------------------------------
 
     async def settle(
         self,
         signature: TaskSignature,
-        lease: str,
+        token: str,
         status: SignatureStatus,
         outcome: Any,
     ) -> None:
         """Record the outcome, fire its callbacks, tell the container, note it.
 
-        Used for tasks and for containers alike. ``sent`` is written last, so
-        a worker that dies anywhere before it leaves the signature to be
-        completed by the next delivery (:meth:`replay`).
+        Used for tasks and for containers alike, by the holder ``token``.
+        ``sent`` is written last, so a worker that dies anywhere before it
+        leaves the completion owed, for the next delivery or recovery.
         """
         value = jsonable(outcome)
         finish = await self._store.finish(
             signature.id,
-            lease,
+            token,
             status,
             dumps(value),
             callbacks_for(signature, status),
             in_container=signature.container_id is not None,
         )
         if finish.verdict is FinishVerdict.FINISHED:
-            # An earlier delivery finished it; make sure it also completed.
+            # This holder finished it before (a repeat): complete it too.
             record = await self._store.load_record(signature.id)
             if record is not None:
                 await self.replay(decode(signature.id, record), record)
             return
         if finish.verdict is not FinishVerdict.FIRE:
             logger.info(
-                "mageflow: outcome of signature %s not fired (%s)",
+                "mageflow: outcome of signature %s not recorded (%s)",
                 signature.id,
                 finish.verdict.value,
             )
             return
-        await self._complete(signature, status, value, finish.targets)
+        await self._complete(signature, status, value, finish.targets, finish.bad)
 
     async def replay(self, signature: TaskSignature, record: Mapping[str, str]) -> Any:
         """Complete a finished signature whose completion may have been cut short.
@@ -164,12 +267,12 @@ class Progress:
         Fires its callbacks and tells its container unless ``sent`` says that
         already happened. Returns the recorded outcome as JSON data.
         """
-        outcome = json.loads(record.get("outcome") or "null")
+        outcome = loads_outcome(keys.signature(signature.id), record.get("outcome"))
         if record.get("sent") == "1":
             return outcome
         status = signature.status
-        targets = await self._store.targets(callbacks_for(signature, status))
-        await self._complete(signature, status, outcome, targets)
+        targets, bad = await self._store.targets(callbacks_for(signature, status))
+        await self._complete(signature, status, outcome, targets, bad)
         return outcome
 
     async def _complete(
@@ -178,35 +281,71 @@ class Progress:
         status: SignatureStatus,
         value: Any,
         targets: Sequence[CallbackTarget],
+        bad: Sequence[BadTarget],
     ) -> None:
-        if targets:
-            await self.fire(targets, value)
-        container = container_of_role(signature.container_role)
-        if signature.container_id is not None and container is not None:
+        try:
+            if targets or bad:
+                await self.fire(targets, value, bad)
+            await self.tell_container(signature, status, value)
+            await self._store.mark_sent(signature.id)
+        except Exception:
+            logger.warning(
+                "mageflow: completion of signature %s was cut short; recovery "
+                "will finish it",
+                signature.id,
+                exc_info=True,
+            )
+
+    async def tell_container(
+        self, child: TaskSignature, status: SignatureStatus, value: Any
+    ) -> None:
+        """Tell ``child``'s container (if any) that it ended so."""
+        container = container_of_role(child.container_role)
+        if child.container_id is not None and container is not None:
             await self.apply(
                 await container.child_finished(
-                    self._store, signature.container_id, signature, status, value
+                    self._store, child.container_id, child, status, value
                 )
             )
-        if (
-            targets
-            or signature.container_id is not None
-            or callbacks_for(signature, status)
-        ):
-            await self._store.mark_sent(signature.id)
 
     # --- what containers ask for ----------------------------------------------
 
     async def apply(self, effects: Effects) -> None:
         """Carry out a kind's answer: interrupt, then start, then settle."""
+        stopped: list[Stopped] = []
         for child in effects.interrupt:
             try:
-                await stop_tree(self._store, child, SignatureStatus.INTERRUPTED)
+                stopped += await stop_tree(
+                    self._store, child, SignatureStatus.INTERRUPTED
+                )
             except SKIPPED:
                 continue
+        await self.cancel_runs(stopped)
         if effects.start:
             await self.start(effects.start)
         if (settle := effects.settle) is not None:
             await self.settle(
-                settle.container, CONTAINER_LEASE, settle.status, settle.outcome
+                settle.container, CONTAINER_HOLDER, settle.status, settle.outcome
+            )
+
+    async def cancel_runs(self, stopped: Sequence[Stopped]) -> None:
+        """Cancel the engine's runs of signatures that were just stopped."""
+        # No run of a signature is older than the signature's own lifetime.
+        since = datetime.now(timezone.utc) - self._store.ttl.active
+        handles = [
+            RunHandle(item.signature_id, item.transition.run_id, since)
+            for item in stopped
+            if item.transition.kind not in KINDS
+            and (item.transition.run_id is not None or item.transition.was_due)
+        ]
+        if not handles:
+            return
+        try:
+            await self._dispatcher.cancel(handles)
+        except Exception:
+            logger.warning(
+                "mageflow: could not cancel the runs of %d stopped signature(s); "
+                "their outcomes are discarded when they end",
+                len(handles),
+                exc_info=True,
             )

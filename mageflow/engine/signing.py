@@ -4,23 +4,88 @@ Nothing here touches Redis. A :class:`Signer` turns what the user wrote
 (``sign("price", success=[notify, "audit"])``) into signature objects and
 the records to store for them; the caller stores every record of one call in
 a single round trip, so a signature never exists without its callbacks.
+
+**Ids.** Outside a task run, a new signature gets a random id. Inside one,
+its id is derived from the run (the signature the run executes, or Hatchet's
+task run id, both the same on every attempt), the task and its kwargs, and
+how many identical signatures the run made before: so a run that fails and
+is retried signs *the same* signatures again, and the store keeps the ones
+the failed attempt created instead of making new ones. Callbacks, chain
+steps and swarm items made from refs get ids derived from their parent's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+import hashlib
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from hatchet_sdk.runnables.workflow import BaseWorkflow, Standalone
 
+from mageflow._hatchet import current_task_run_id
 from mageflow.engine.inputs import jsonable
 from mageflow.errors import UnknownTaskError
 from mageflow.registry import RegisteredTask, TaskRegistry
 from mageflow.signature import CallbackSpec, SignatureOrRef, TaskRef, TaskSignature
-from mageflow.store.codec import encode
+from mageflow.store.codec import Write, dumps, encode
 
-Records = list[tuple[str, Mapping[str, str]]]
-"""``(signature id, hash fields)`` of new records, stored together."""
+Records = list[Write]
+"""The records of one creation, stored together in one round trip."""
+
+_NAMESPACE = uuid.UUID("6f6d1a52-7a8e-4a5c-9a4f-9e0f0e2b8d17")
+
+
+@dataclasses.dataclass
+class _Scope:
+    """The signing of one task run: what it derives ids from, and counts."""
+
+    base: str
+    seen: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+_scope: ContextVar[_Scope | None] = ContextVar("mageflow_signing_scope", default=None)
+
+
+@contextmanager
+def signing_in(base: str) -> Iterator[None]:
+    """Derive the ids of signatures made in this block from ``base`` (a
+    signed run's signature id)."""
+    token = _scope.set(_Scope(base))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def child_id(parent_id: str, role: str, index: int) -> str:
+    """The id of a signature a parent made from a ref (a callback, a step)."""
+    return uuid.uuid5(_NAMESPACE, f"{parent_id}/{role}/{index}").hex
+
+
+def new_id(label: str, fingerprint: object) -> str:
+    """A new signature's id: random outside a run, derived inside one.
+
+    ``label`` names what is made (a task name, ``chain``, ``swarm``) and
+    ``fingerprint`` what it is made of; both go into a derived id, so two
+    different signatures never share one, whatever order a run makes them in.
+    """
+    scope = _scope.get()
+    if scope is None:
+        base = current_task_run_id()
+        if base is None:
+            return uuid.uuid4().hex
+        scope = _Scope(base)
+        _scope.set(scope)
+    digest = hashlib.sha256(dumps(fingerprint).encode()).hexdigest()[:16]
+    key = f"{label}/{digest}"
+    count = scope.seen.get(key, 0)
+    scope.seen[key] = count + 1
+    return uuid.uuid5(_NAMESPACE, f"{scope.base}/{key}/{count}").hex
+
 
 FindTask = Callable[[Standalone[Any, Any]], RegisteredTask | None]
 """Finds a task object among the tasks of every mageflow client, so a
@@ -83,30 +148,45 @@ class Signer:
         task: TaskRef,
         kwargs: Mapping[str, Any],
         task_identifiers: Mapping[str, Any] | None = None,
+        *,
+        signature_id: str | None = None,
     ) -> TaskSignature[Any]:
-        """A new, unsaved signature of ``task`` with ``kwargs`` bound."""
+        """A new, unsaved signature of ``task`` with ``kwargs`` bound.
+
+        Its id is ``signature_id`` when given, else :func:`new_id`'s.
+        """
         name, return_field = self.resolve(task)
+        bound = jsonable(dict(kwargs))
+        identifiers = jsonable(dict(task_identifiers or {}))
         return TaskSignature(
+            id=signature_id or new_id(name, [bound, identifiers]),
             task_name=name,
-            kwargs=jsonable(dict(kwargs)),
-            task_identifiers=jsonable(dict(task_identifiers or {})),
+            kwargs=bound,
+            task_identifiers=identifiers,
             return_field=return_field,
         )
 
-    def callbacks(self, spec: CallbackSpec | None, records: Records) -> list[str]:
+    def callbacks(
+        self,
+        parent_id: str,
+        role: str,
+        spec: CallbackSpec | None,
+        records: Records,
+    ) -> list[str]:
         """The ids of the callbacks in ``spec``; new ones are added to ``records``.
 
         A signature in the spec is used as it is (it is already stored); a
-        task or a task name becomes a new signature with nothing bound.
+        task or a task name becomes a new signature with nothing bound, its
+        id derived from ``parent_id`` and ``role`` (``ok`` / ``err``).
         """
         if spec is None:
             return []
         ids: list[str] = []
-        for item in as_list(spec):
+        for index, item in enumerate(as_list(spec)):
             if isinstance(item, TaskSignature):
                 ids.append(item.id)
                 continue
-            callback = self.new(item, {})
-            records.append((callback.id, encode(callback)))
+            callback = self.new(item, {}, signature_id=child_id(parent_id, role, index))
+            records.append(Write(callback.id, encode(callback)))
             ids.append(callback.id)
         return ids

@@ -22,9 +22,9 @@ from typing import Any
 
 from mageflow.callbacks import TaskError
 from mageflow.engine.inputs import jsonable
-from mageflow.engine.kind import CONTAINER_LEASE, NOTHING, Effects, Settle
-from mageflow.engine.signing import Records, Signer, as_list
-from mageflow.errors import InvalidTransitionError
+from mageflow.engine.kind import NOTHING, Effects, Settle
+from mageflow.engine.signing import Records, Signer, as_list, new_id
+from mageflow.errors import InvalidTransitionError, SignatureNotFoundError
 from mageflow.signature import (
     CallbackSpec,
     SignatureOrRef,
@@ -33,7 +33,7 @@ from mageflow.signature import (
     TaskSignature,
 )
 from mageflow.store import SignatureStore, SwarmStep, SwarmVerdict
-from mageflow.store.codec import dumps, encode
+from mageflow.store.codec import Write, dumps, encode
 
 ITEM = "item"
 """A swarm's item: its outcome goes to the swarm's results."""
@@ -49,9 +49,7 @@ class SwarmKind:
         self, store: SignatureStore, container_id: str, message: Mapping[str, Any]
     ) -> Effects:
         """Start the swarm with ``message``: fill the free slots from the queue."""
-        step = await store.swarm_start(
-            container_id, dumps(dict(message)), CONTAINER_LEASE
-        )
+        step = await store.swarm_start(container_id, dumps(dict(message)))
         return await _after(store, container_id, step)
 
     async def child_finished(
@@ -105,18 +103,21 @@ def new(
     ):
         if limit is not None and limit < 1:
             raise ValueError(f"{name} must be at least 1 (or None), got {limit}.")
+    label = task_name or "swarm"
+    bound = jsonable(dict(kwargs))
     swarm: SwarmSignature[Any] = SwarmSignature(
-        task_name=task_name or "swarm",
-        kwargs=jsonable(dict(kwargs)),
+        id=new_id(label, [bound, max_concurrency, stop_after_n_failures, max_tasks]),
+        task_name=label,
+        kwargs=bound,
         max_concurrency=max_concurrency,
         stop_after_n_failures=stop_after_n_failures,
         max_tasks=max_tasks,
     )
     if task_name is not None:
         swarm.return_field = signer.resolve(task_name)[1]
-    swarm.success_callbacks = signer.callbacks(success, records)
-    swarm.error_callbacks = signer.callbacks(error, records)
-    records.append((swarm.id, encode(swarm)))
+    swarm.success_callbacks = signer.callbacks(swarm.id, "ok", success, records)
+    swarm.error_callbacks = signer.callbacks(swarm.id, "err", error, records)
+    records.append(Write(swarm.id, encode(swarm)))
     return swarm
 
 
@@ -128,42 +129,64 @@ async def add(
 ) -> tuple[list[str], Effects]:
     """Add items in order; the effects start those that fit, if it runs.
 
-    Two round trips whatever the batch size: store the items, then one
-    script appends them and starts what fits.
+    One round trip whatever the batch size: one script checks the swarm and
+    every item, writes the new ones, appends them and starts what fits. It
+    refuses, writing nothing, a swarm that takes no more items (closed,
+    ending or ended, or gone) and items that are not pending, already in a
+    swarm or another container, or given twice.
     """
     given = as_list(tasks)
     if not given:
         return [], NOTHING
-    items: list[TaskSignature[Any]] = []
-    records: Records = []
+    writes: list[Write] = []
     for task in given:
         if isinstance(task, TaskSignature):
+            writes.append(Write(task.id, {}, claim=True))
             task.container_id, task.container_role = swarm.id, ITEM
-            records.append((task.id, {"container": swarm.id, "crole": ITEM}))
-        else:
-            task = signer.new(task, dict(swarm.kwargs))
-            task.container_id, task.container_role = swarm.id, ITEM
-            records.append((task.id, encode(task)))
-        items.append(task)
-    await store.create(records)
-    step = await store.swarm_add(swarm.id, [item.id for item in items])
-    if step.verdict is SwarmVerdict.CLOSED:
+            continue
+        item = signer.new(task, dict(swarm.kwargs))
+        item.container_id, item.container_role = swarm.id, ITEM
+        writes.append(Write(item.id, encode(item)))
+    try:
+        step = await store.swarm_add(swarm.id, writes)
+    except SignatureNotFoundError as exc:
         raise InvalidTransitionError(
-            f"cannot add to swarm {swarm.id}: it is closed (close() was called "
-            "or max_tasks was reached). Create another swarm for more work.",
+            f"cannot add to swarm {swarm.id}: it does not exist (removed or "
+            "expired). Create another swarm for more work.",
             signature_id=swarm.id,
             task_name=swarm.task_name,
+            action="add",
+        ) from exc
+    if step.verdict is SwarmVerdict.CLOSED:
+        why = step.input
+        state = "closed (close() was called or max_tasks was reached)"
+        if why != "closed":
+            state = f"{why}, so it takes no more items"
+        raise InvalidTransitionError(
+            f"cannot add to swarm {swarm.id}: it is {state}. Create another "
+            "swarm for more work.",
+            signature_id=swarm.id,
+            task_name=swarm.task_name,
+            status=None if why == "closed" else why,
             action="add",
         )
     if step.verdict is SwarmVerdict.FULL:
         raise InvalidTransitionError(
-            f"cannot add {len(items)} item(s) to swarm {swarm.id}: it takes at "
+            f"cannot add {len(writes)} item(s) to swarm {swarm.id}: it takes at "
             f"most max_tasks={step.input} items.",
             signature_id=swarm.id,
             task_name=swarm.task_name,
             action="add",
         )
-    return [item.id for item in items], _starts(step)
+    if step.verdict is SwarmVerdict.REFUSED:
+        (item_id,) = step.ids
+        raise InvalidTransitionError(
+            f"cannot add signature {item_id} to swarm {swarm.id}: {step.input}. "
+            "Nothing was added; sign the task again for a new item.",
+            signature_id=item_id,
+            action="add",
+        )
+    return [write.id for write in writes], _starts(step)
 
 
 async def close(store: SignatureStore, swarm_id: str) -> Effects:

@@ -10,17 +10,25 @@ the same call.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
-from mageflow.dispatch import Dispatcher
+from mageflow.dispatch import Dispatcher, RunRequest
 from mageflow.engine import chain as chains
 from mageflow.engine import swarm as swarms
-from mageflow.engine.inputs import message_data, request_for
+from mageflow.engine.inputs import (
+    describe_problems,
+    input_problems,
+    message_data,
+    request_for,
+)
 from mageflow.engine.kinds import KINDS
+from mageflow.engine.leases import LeaseKeeper
 from mageflow.engine.lifecycle import Lifecycle
 from mageflow.engine.progress import Progress
+from mageflow.engine.recovery import Recovery, RecoveryReport
 from mageflow.engine.signing import Records, Signer
-from mageflow.errors import InvalidTransitionError
+from mageflow.errors import InputValidationError, InvalidTransitionError
 from mageflow.registry import TaskRegistry
 from mageflow.signature import (
     CallbackSpec,
@@ -33,7 +41,7 @@ from mageflow.signature import (
     TaskSignature,
 )
 from mageflow.store import CallbackTarget, SignatureStore
-from mageflow.store.codec import encode
+from mageflow.store.codec import Write, dumps, encode
 
 
 class WorkflowEngine:
@@ -50,8 +58,12 @@ class WorkflowEngine:
         self.dispatcher = dispatcher
         self.registry = registry
         self.signer = signer
-        self.progress = Progress(store, dispatcher)
+        self.progress = Progress(store, dispatcher, registry)
         self.lifecycle = Lifecycle(store, self.progress)
+        self.leases = LeaseKeeper(store)
+        self.recovery = Recovery(
+            store, self.progress, dispatcher, registry, self.leases
+        )
 
     # --- making ------------------------------------------------------------------
 
@@ -67,9 +79,13 @@ class WorkflowEngine:
         """Store a call of ``task`` with its callbacks, in one round trip."""
         records: Records = []
         signature = self.signer.new(task, kwargs, task_identifiers)
-        signature.success_callbacks = self.signer.callbacks(success, records)
-        signature.error_callbacks = self.signer.callbacks(error, records)
-        records.append((signature.id, encode(signature)))
+        signature.success_callbacks = self.signer.callbacks(
+            signature.id, "ok", success, records
+        )
+        signature.error_callbacks = self.signer.callbacks(
+            signature.id, "err", error, records
+        )
+        records.append(Write(signature.id, encode(signature)))
         await self.store.create(records)
         return signature.bind(self)
 
@@ -161,10 +177,24 @@ class WorkflowEngine:
             target = CallbackTarget(
                 signature.id, signature.kind, signature.task_name, {}, None
             )
-            await self.progress.start([(target, data)])
+            await self.progress.start([(target, data)], strict=True)
             return signature.id
         request = request_for(signature.id, signature.task_name, signature.kwargs, data)
+        self._check_input(signature, request)
+        # Owed until it activates: a trigger the engine drops is sent again.
+        await self.store.mark_due(signature.id, dumps(data))
         return await self.dispatcher.trigger(request)
+
+    def _check_input(self, signature: TaskSignature[Any], request: RunRequest) -> None:
+        """Refuse, before anything is sent, an input its task would refuse."""
+        if (problems := input_problems(self.registry, request)) is not None:
+            raise InputValidationError(
+                f"signature {signature.id} ({signature.task_name}): "
+                f"{describe_problems(problems)}. Nothing was started.",
+                signature_id=signature.id,
+                task_name=signature.task_name,
+                errors=problems,
+            )
 
     async def run_signature(
         self, signature: TaskSignature[Any], message: Message = None
@@ -176,6 +206,7 @@ class WorkflowEngine:
             signature.kwargs,
             message_data(message, f"signature {signature.id}"),
         )
+        self._check_input(signature, request)
         output = await self.dispatcher.run(request)
         if output is None:
             after = await self.store.load(signature.id)
@@ -212,3 +243,14 @@ class WorkflowEngine:
 
     async def remove(self, signature_id: str) -> int:
         return await self.lifecycle.remove(signature_id)
+
+    # --- recovery ----------------------------------------------------------------
+
+    async def recover(self, grace: timedelta | None = None) -> RecoveryReport:
+        """One recovery pass; see :mod:`mageflow.engine.recovery`."""
+        return await self.recovery.run_once(grace)
+
+    async def settle_idle(self) -> bool:
+        """What the local backend's ``drain`` runs when no run is in flight:
+        a recovery pass that waits for nothing; whether it did anything."""
+        return (await self.recovery.run_once(timedelta(0))).acted

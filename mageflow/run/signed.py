@@ -4,9 +4,31 @@ Around the user's function, one round trip before and the settle after
 (:meth:`~mageflow.engine.progress.Progress.settle`):
 
 1. ``activate``: one script checks the status and claims the signature for
-   this dispatch, returning the record (so the signature can be injected);
-2. the call;
+   this attempt under a fresh holder token with a lease, returning the
+   record (so the signature can be injected);
+2. the call, while the process's lease keeper renews the lease;
 3. settle: record the outcome, fire the callbacks, tell the container.
+
+**Every exit settles, exactly once**, except the one that must not:
+
+=========================  ==================================================
+the attempt ...            what is recorded
+=========================  ==================================================
+returns                    ``done`` with the result
+raises, last attempt       ``failed``, a ``TaskError`` (kind ``exception``)
+raises, attempts left      nothing: the hold is released for Hatchet's retry
+times out, last attempt    ``failed``, kind ``timeout``
+is cancelled on the engine ``failed``, kind ``cancelled`` (a stop by mageflow
+                           already ended the signature: nothing changes)
+carries another task's id  nothing: refused with ``SignatureMismatchError``
+is cut by worker shutdown  nothing: the engine re-delivers it
+=========================  ==================================================
+
+An input that does not validate never reaches the function (Hatchet
+validates it first): mageflow checks the input of every start it sends
+against the task's model beforehand, and fails the signature then (kind
+``validation``, naming each field); a start it could not check is failed by
+recovery from the engine's record of the failed run.
 
 A delivery of a signature that is already finished never runs the function
 again: it completes whatever the first delivery may have left undone and
@@ -15,6 +37,7 @@ ends, returning the recorded result.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -23,26 +46,35 @@ from hatchet_sdk import Context
 from hatchet_sdk.exceptions import NonRetryableException
 
 from mageflow._hatchet import (
+    execution_timeout_seconds,
     forget_inherited_metadata,
     serialize_output,
     step_output_validator,
 )
-from mageflow.callbacks import TaskError
-from mageflow.dispatch import DISPATCH_ID, MAGEFLOW_METADATA
+from mageflow.attempt import CancelReason, current_attempt
+from mageflow.dispatch import MAGEFLOW_METADATA
 from mageflow.engine.inputs import message_data
-from mageflow.errors import SignatureFailedError
+from mageflow.engine.leases import new_token
+from mageflow.engine.progress import task_error
+from mageflow.engine.signing import signing_in
+from mageflow.errors import SignatureFailedError, SignatureMismatchError
 from mageflow.injection.plan import InjectionPlan
 from mageflow.run.call import call_user
 from mageflow.run.runtime import TaskRuntime
-from mageflow.signature import SignatureStatus
+from mageflow.signature import SignatureStatus, TaskSignature
 from mageflow.store import Activation, ActivationVerdict
 from mageflow.store.codec import dumps
 
 logger = logging.getLogger("mageflow")
 
+TIMEOUT_SLACK_SECONDS = 2.0
+"""A cancel this close to the execution timeout is taken for the timeout:
+the engine starts its clock a little before the worker starts the run."""
 
-def is_final_attempt(ctx: Context, exc: BaseException) -> bool:
-    """Whether Hatchet will not retry after ``exc`` (``retries=N``: N+1 tries)."""
+
+def is_final_attempt(ctx: Context, exc: BaseException | None = None) -> bool:
+    """Whether Hatchet will not retry after this attempt (``retries=N``:
+    N+1 tries)."""
     return isinstance(exc, NonRetryableException) or (
         ctx.attempt_number >= ctx.max_attempts
     )
@@ -60,9 +92,24 @@ async def run_signed(
     # Runs this one triggers must not inherit its signature.
     forget_inherited_metadata(MAGEFLOW_METADATA)
     engine = runtime.engine
-    lease = str(metadata.get(DISPATCH_ID) or ctx.workflow_run_id)
     raw_message = message_data(input, f"signature {signature_id}")
-    activation = await engine.store.activate(signature_id, lease, dumps(raw_message))
+    token = new_token()
+    activation = await engine.store.activate(
+        signature_id,
+        token,
+        dumps(raw_message),
+        task=plan.task_name,
+        run_id=ctx.workflow_run_id or "",
+    )
+    if activation.verdict is ActivationVerdict.MISMATCH:
+        raise SignatureMismatchError(
+            f"a run of task {plan.task_name!r} carries signature {signature_id}, "
+            f"which is a {activation.status}: it was refused, and the signature "
+            "is unchanged. Start a signature through its own task "
+            "(`signature.aio_run_no_wait(...)`).",
+            signature_id=signature_id,
+            task_name=plan.task_name,
+        )
     if activation.verdict is ActivationVerdict.FINISHED:
         return await _replay_finished(activation, runtime)
     if activation.verdict is not ActivationVerdict.RUN or activation.signature is None:
@@ -74,28 +121,93 @@ async def run_signed(
         )
         return None
     signature = activation.signature.bind(engine)
+    engine.leases.hold(signature.id, token)
+    if (attempt := current_attempt.get()) is not None:
+        attempt.context = ctx  # the local backend flags it when it cancels
+    started = asyncio.get_running_loop().time()
     try:
-        result = await call_user(plan, input, ctx, signature, provided, runtime)
+        with signing_in(signature.id):
+            result = await call_user(plan, input, ctx, signature, provided, runtime)
         # The worker refuses an output it cannot serialize, after we return;
         # find out first, so a refused result is never recorded or fired.
         registered = engine.registry.get(signature.task_name)
         if registered is not None:
             serialize_output(step_output_validator(registered.standalone), result)
+    except asyncio.CancelledError:
+        if ctx.is_cancelled:
+            reason = _cancel_reason(runtime, signature, started)
+            if reason == "cancelled" or is_final_attempt(ctx):
+                error = task_error(
+                    signature.id,
+                    signature.task_name,
+                    raw_message,
+                    kind=reason,
+                    error_type="TimeoutError" if reason == "timeout" else "Cancelled",
+                    text=_cancel_text(reason, signature),
+                )
+                await _settle_failed(runtime, signature, token, error)
+            else:
+                await _release(runtime, signature.id, token)
+        # Otherwise the worker is shutting down: nothing is settled, the
+        # lease runs out, and the engine re-delivers the run.
+        raise
     except Exception as exc:
         if is_final_attempt(ctx, exc):
-            error = TaskError(
-                error_type=type(exc).__name__,
-                message=str(exc),
-                signature_id=signature.id,
-                task_name=signature.task_name,
-                original_message=raw_message,
-            )
-            await engine.progress.settle(
-                signature, lease, SignatureStatus.FAILED, error
-            )
+            error = task_error(signature.id, signature.task_name, raw_message, exc)
+            await _settle_failed(runtime, signature, token, error)
+        else:
+            await _release(runtime, signature.id, token)
         raise
-    await engine.progress.settle(signature, lease, SignatureStatus.DONE, result)
+    finally:
+        engine.leases.drop(signature.id, token)
+    await engine.progress.settle(signature, token, SignatureStatus.DONE, result)
     return result
+
+
+def _cancel_reason(
+    runtime: TaskRuntime, signature: TaskSignature, started: float
+) -> CancelReason:
+    """Why the engine cancelled this attempt: the local backend says; on a
+    worker, a cancel at the execution timeout is the timeout."""
+    if (attempt := current_attempt.get()) is not None and attempt.reason is not None:
+        return attempt.reason
+    registered = runtime.engine.registry.get(signature.task_name)
+    if registered is not None:
+        timeout = execution_timeout_seconds(registered.standalone)
+        elapsed = asyncio.get_running_loop().time() - started
+        if timeout is not None and elapsed >= timeout - TIMEOUT_SLACK_SECONDS:
+            return "timeout"
+    return "cancelled"
+
+
+def _cancel_text(reason: CancelReason, signature: TaskSignature) -> str:
+    if reason == "timeout":
+        return (
+            f"task {signature.task_name!r} ran past its execution_timeout and "
+            "was cancelled, on its last attempt"
+        )
+    return f"the run of task {signature.task_name!r} was cancelled on the engine"
+
+
+async def _settle_failed(
+    runtime: TaskRuntime, signature: TaskSignature, token: str, error: Any
+) -> None:
+    await runtime.engine.progress.settle(
+        signature, token, SignatureStatus.FAILED, error
+    )
+
+
+async def _release(runtime: TaskRuntime, signature_id: str, token: str) -> None:
+    """Let Hatchet's retry take the signature at once; if this fails, the
+    lease simply runs out first."""
+    try:
+        await runtime.engine.store.release(signature_id, token)
+    except Exception:
+        logger.warning(
+            "mageflow: could not release signature %s for its retry",
+            signature_id,
+            exc_info=True,
+        )
 
 
 async def _replay_finished(activation: Activation, runtime: TaskRuntime) -> Any:

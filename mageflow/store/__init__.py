@@ -8,6 +8,7 @@ from mageflow.store.connection import RedisConnection
 from mageflow.store.replies import (
     Activation,
     ActivationVerdict,
+    BadTarget,
     CallbackTarget,
     Finish,
     FinishVerdict,
@@ -22,6 +23,7 @@ from mageflow.store.signatures import SignatureStore
 __all__ = [
     "Activation",
     "ActivationVerdict",
+    "BadTarget",
     "CallbackTarget",
     "Finish",
     "FinishVerdict",

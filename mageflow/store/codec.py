@@ -26,7 +26,7 @@ from mageflow.signature import (
     TaskSignature,
 )
 from mageflow.store import keys
-from mageflow.store.replies import CallbackTarget
+from mageflow.store.replies import BadTarget, CallbackTarget
 
 
 def dumps(value: Any) -> str:
@@ -169,27 +169,53 @@ def decode(signature_id: str, record: Mapping[str, str]) -> TaskSignature:
         ) from exc
 
 
-def decode_target(signature_id: str, reply: Sequence[Any]) -> CallbackTarget | None:
-    """A script's ``v, kind, task, kwargs, rv`` of a signature to start;
-    ``None`` when the record is gone (removed or expired)."""
-    version, kind, task, kwargs, return_field = (
+def decode_target(
+    signature_id: str, reply: Sequence[Any]
+) -> CallbackTarget | BadTarget | None:
+    """A script's description of a signature to start (``v, kind, task,
+    kwargs, rv, status``); ``None`` when the record is gone (removed or
+    expired); a :class:`BadTarget` when it is not a mageflow record."""
+    key = keys.signature(signature_id)
+    if not reply:
+        return None
+    if text(reply[0]) == "!":
+        return BadTarget(signature_id, key, text(reply[1]))
+    version, kind, task, kwargs, return_field, status = (
         None if x is None else text(x) for x in reply
     )
-    if version is None:
-        return None
-    key = keys.signature(signature_id)
     if version != keys.SCHEMA_VERSION or kind is None or kwargs is None:
-        raise CorruptSignatureError(
-            f"callback {key} is not a valid mageflow record; it was not dispatched.",
-            key=key,
-            signature_id=signature_id,
-        )
+        return BadTarget(signature_id, key, "not a valid mageflow record")
     try:
         bound = json.loads(kwargs)
     except ValueError as exc:
+        return BadTarget(signature_id, key, f"damaged kwargs ({exc})")
+    if not isinstance(bound, dict):
+        return BadTarget(signature_id, key, "kwargs are not a JSON object")
+    return CallbackTarget(
+        signature_id, kind, task or "", bound, return_field or None, status or ""
+    )
+
+
+def loads_outcome(key: str, raw: str | None) -> Any:
+    """A stored outcome (JSON); :class:`CorruptSignatureError` naming the key
+    when it is not JSON."""
+    try:
+        return json.loads(raw or "null")
+    except ValueError as exc:
         raise CorruptSignatureError(
-            f"callback {key} has damaged kwargs ({exc}).",
-            key=key,
-            signature_id=signature_id,
+            f"{key} holds a damaged outcome ({exc}); it was not used.", key=key
         ) from exc
-    return CallbackTarget(signature_id, kind, task or "", bound, return_field or None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Write:
+    """A record to write in one batch (see ``scripts.CREATE``).
+
+    ``claim=False``: a new record, kept as it is if it exists already.
+    ``claim=True``: fields of a stored signature, which must be pending and
+    in no other container.
+    """
+
+    id: str
+    fields: Mapping[str, str]
+    claim: bool = False

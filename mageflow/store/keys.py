@@ -41,3 +41,30 @@ def swarm_running(swarm_id: str) -> str:
 def swarm_next(swarm_id: str) -> str:
     """The hash position -> the item that position's finish started."""
     return f"{PREFIX}:swarm:{swarm_id}:next"
+
+
+def swarm_aux(swarm_id: str) -> list[str]:
+    """Every key of a swarm besides its record, for scripts that expire them."""
+    return [
+        swarm_items(swarm_id),
+        swarm_queue(swarm_id),
+        swarm_running(swarm_id),
+        swarm_results(swarm_id),
+        swarm_next(swarm_id),
+    ]
+
+
+# --- indexes that recovery scans ----------------------------------------------
+# Sorted sets of signature ids, scored by the time (ms since the epoch) an
+# entry becomes overdue. Each entry is added by the script that creates the
+# obligation and removed by the one that meets it, so the sets only ever hold
+# what is owed right now; recovery drops entries whose record is gone.
+
+DUE = f"{PREFIX}:idx:due"
+"""Signatures that were decided to start and have not been activated yet."""
+
+OWED = f"{PREFIX}:idx:owed"
+"""Finished signatures whose callbacks / container were not all told yet."""
+
+LEASES = f"{PREFIX}:idx:leases"
+"""Active signatures, scored by when their holder's lease runs out."""

@@ -29,6 +29,8 @@ class ActivationVerdict(enum.Enum):
     """Already done or failed: replay its completion, never run again."""
     CANCELED = "canceled"
     """Stopped or interrupted: end without running."""
+    MISMATCH = "mismatch"
+    """The record is another task's (or a container's): refused."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +51,18 @@ class CallbackTarget:
     task_name: str
     kwargs: dict[str, Any]
     return_field: str | None
+    status: str = "pending"
+    """Its status when it was read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BadTarget:
+    """A signature to start whose record is not a mageflow record: it is
+    reported and skipped, and its siblings start anyway."""
+
+    id: str
+    key: str
+    reason: str
 
 
 class FinishVerdict(enum.Enum):
@@ -72,6 +86,8 @@ class FinishVerdict(enum.Enum):
 class Finish:
     verdict: FinishVerdict
     targets: tuple[CallbackTarget, ...] = ()
+    bad: tuple[BadTarget, ...] = ()
+    """Callbacks that could not be read (corrupt records)."""
 
 
 class SwarmVerdict(enum.Enum):
@@ -95,6 +111,8 @@ class SwarmVerdict(enum.Enum):
     """Already started or finished: nothing to do."""
     UNKNOWN = "unknown"
     """The item does not belong to the swarm."""
+    REFUSED = "refused"
+    """An item cannot be added (not pending, elsewhere, twice); nothing was."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +124,9 @@ class SwarmStep:
     """The started items, or (``FAIL``) the items still running or queued."""
     started: tuple[CallbackTarget, ...] = ()
     input: Any = None
-    """The swarm's input message, for the started items (``FULL``: the cap)."""
+    """The swarm's input message, for the started items (``FULL``: the cap;
+    ``CLOSED`` and ``REFUSED``: why)."""
+    bad: tuple[BadTarget, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +135,13 @@ class Transition:
 
     previous: SignatureStatus
     kind: str
+    container_id: str | None = None
+    """Its container, for a stop that must tell it (``None`` on a repeat)."""
+    container_role: str | None = None
+    run_id: str | None = None
+    """The Hatchet run of its last attempt, if it ever ran."""
+    was_due: bool = False
+    """A start of it had been sent and had not begun (its run may be queued)."""
 
 
 class ResumeVerdict(enum.Enum):

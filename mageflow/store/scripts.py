@@ -2,58 +2,147 @@
 
 Each transition is one script, so it is checked and applied in one atomic
 server-side step: two workers can never both see ``pending`` and both move it
-to ``active``. Scripts reply with a small tuple whose first element is a
+to ``active``. Every script first checks that the record it changes is a
+mageflow record (schema ``v``, a known ``kind`` and ``status``) and changes
+nothing otherwise. Scripts reply with a small tuple whose first element is a
 *verdict* word; :mod:`mageflow.store.signatures` turns those into Python.
+
+**Debts.** A transition that owes downstream work records the debt in the
+same script, in a sorted set that recovery scans (:mod:`mageflow.store.keys`):
+``due`` for signatures decided to start (cleared by their activation),
+``owed`` for finished signatures whose callbacks and container were not all
+told yet (cleared by ``MARK_SENT``), and ``leases`` for the lease of every
+running signature (renewed by its holder, cleared by its finish).
 
 A signature is a hash (see :mod:`mageflow.store.keys`). Fields:
 
 ``v``         schema version; a hash without it is not a mageflow record
 ``kind``      ``task``, ``chain`` or ``swarm``
-``task``      the task name (``task`` kind only)
+``task``      the task name
 ``kwargs``    bound inputs, JSON
 ``ids``       task identifiers, JSON
 ``ok``/``err``  success / error callback ids, JSON lists
 ``status``    see :class:`mageflow.SignatureStatus`
-``lease``     the dispatch that holds the activation (a retry of the same
-              dispatch may take it again; any other dispatch is a duplicate)
+``holder``    the token of the attempt that holds it (``container`` for a
+              chain or swarm); only the holder may record an outcome
+``tries``     how many attempts were admitted
+``input``     the message the current attempt was delivered with
+``run``       the Hatchet run id of the current attempt
+``dmsg``      the message a decided-but-not-yet-activated start is owed
 ``msg``       the message of a delivery that arrived while suspended
 ``held``      the outcome status of a run that finished while suspended
-``outcome``   the result (``done``) or error payload (``failed``), JSON
+``outcome``   the result (``done``) or error payload, JSON
 ``sent``      ``1`` once the outcome's callbacks were dispatched
 ``paused_from`` the status ``pause`` moved away from
+``pos``       a swarm item's position in its swarm
 """
 
 from __future__ import annotations
 
+from mageflow.callbacks import DEFAULT_RESULT_FIELD
+from mageflow.signature import SignatureStatus
 from mageflow.store import keys
+from mageflow.store.codec import FORMATS
 
-ACTIVATE = """
-local key = KEYS[1]
-local kind = redis.call('TYPE', key)['ok']
-if kind == 'none' then return {'missing', ''} end
-if kind ~= 'hash' then return {'corrupt', 'a ' .. kind .. ' value'} end
-local v, status = unpack(redis.call('HMGET', key, 'v', 'status'))
-if not v or not status then return {'corrupt', 'a hash without v/status'} end
-if status == 'pending' then
-  redis.call('HSET', key, 'status', 'active', 'lease', ARGV[1], 'started', ARGV[3])
+_PRELUDE = (
+    """
+local SCHEMA = '@SCHEMA@'
+local SIG = '@SIG@'
+local KINDS = {@KINDS@}
+local STATUSES = {@STATUSES@}
+local RESULT_FIELD = '@RESULT@'
+-- check(key): the record's status and kind, or nil, nil and why it is not one.
+local function check(key)
+  local t = redis.call('TYPE', key)['ok']
+  if t == 'none' then return nil, nil, 'missing' end
+  if t ~= 'hash' then return nil, nil, 'a ' .. t .. ' value' end
+  local v, kind, status = unpack(redis.call('HMGET', key, 'v', 'kind', 'status'))
+  if v ~= SCHEMA then return nil, nil, 'a hash with schema v=' .. tostring(v) end
+  if not KINDS[kind] then return nil, nil, 'unknown kind ' .. tostring(kind) end
+  if not STATUSES[status] then
+    return nil, nil, 'unknown status ' .. tostring(status)
+  end
+  return status, kind, nil
+end
+local function problem_reply(problem)
+  if problem == 'missing' then return {'missing'} end
+  return {'corrupt', problem}
+end
+local function final(status)
+  return status == 'done' or status == 'failed' or status == 'canceled'
+    or status == 'interrupted'
+end
+-- describe(key): what starting the signature needs (v, kind, task, kwargs,
+-- rv, status); {} when it is gone; {'!', why} when it is not a record.
+local function describe(key)
+  local status, kind, problem = check(key)
+  if problem == 'missing' then return {} end
+  if problem then return {'!', problem} end
+  return redis.call('HMGET', key, 'v', 'kind', 'task', 'kwargs', 'rv', 'status')
+end
+-- owe_start(key, id, msg, due, at): record that this pending signature is
+-- owed a start with msg; its activation clears it.
+local function owe_start(key, id, msg, due, at)
+  redis.call('HSET', key, 'dmsg', msg)
+  redis.call('ZADD', due, at, id)
+end
+""".replace("@SCHEMA@", keys.SCHEMA_VERSION)
+    .replace("@SIG@", keys.signature(""))
+    .replace("@KINDS@", ", ".join(f"{kind}=true" for kind in FORMATS))
+    .replace("@STATUSES@", ", ".join(f"{s.value}=true" for s in SignatureStatus))
+    .replace("@RESULT@", DEFAULT_RESULT_FIELD)
+)
+"""Shared by every script: the record check and the debt helpers."""
+
+CONTAINER_HOLDER = "container"
+"""The holder of a chain or swarm: a container has no run of its own."""
+
+ACTIVATE = (
+    _PRELUDE
+    + """
+local key, due, leases = KEYS[1], KEYS[2], KEYS[3]
+local token, message, now, task, want_kind, lease_ms, run, id, now_iso =
+  ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6]),
+  ARGV[7], ARGV[8], ARGV[9]
+local status, kind, problem = check(key)
+if problem == 'missing' then
+  redis.call('ZREM', due, id)
+  return {'missing', ''}
+end
+if problem then return {'corrupt', problem} end
+local stored_task = redis.call('HGET', key, 'task')
+if kind ~= want_kind or (task ~= '' and stored_task ~= task) then
+  return {'mismatch', kind .. ' ' .. tostring(stored_task)}
+end
+redis.call('ZREM', due, id)
+local holder = redis.call('HGET', key, 'holder')
+local function live()
+  if not holder or holder == '' then return false end
+  if holder == 'container' then return true end
+  local ends = redis.call('ZSCORE', leases, id)
+  return ends ~= false and ends ~= nil and tonumber(ends) > now
+end
+local function admit()
+  redis.call('HSET', key, 'status', 'active', 'holder', token, 'input', message,
+             'started', now_iso, 'run', run)
+  redis.call('HINCRBY', key, 'tries', 1)
+  redis.call('HDEL', key, 'dmsg')
+  if lease_ms > 0 then redis.call('ZADD', leases, now + lease_ms, id) end
   return {'run', redis.call('HGETALL', key)}
 end
+if status == 'pending' then return admit() end
 if status == 'active' then
-  if redis.call('HGET', key, 'lease') == ARGV[1] then
-    return {'run', redis.call('HGETALL', key)}
-  end
+  if holder == token or not live() then return admit() end
   return {'duplicate', status}
 end
 if status == 'suspended' then
-  local held, from, lease =
-    unpack(redis.call('HMGET', key, 'held', 'paused_from', 'lease'))
-  -- Paused mid-run, the run holding it is still going: another dispatch is a
-  -- duplicate, not a delivery to keep. Only that run's own retry (its attempt
-  -- died) is recorded, to run again on resume.
-  if held or (from == 'active' and lease ~= ARGV[1]) then
+  local held, from = unpack(redis.call('HMGET', key, 'held', 'paused_from'))
+  -- Paused mid-run, the attempt holding it is still going: another delivery
+  -- is a duplicate. Otherwise the delivery is kept, to run on resume.
+  if held or (from == 'active' and live() and holder ~= token) then
     return {'duplicate', status}
   end
-  redis.call('HSETNX', key, 'msg', ARGV[2])
+  redis.call('HSETNX', key, 'msg', message)
   return {'suspended', status}
 end
 if status == 'done' or status == 'failed' then
@@ -61,76 +150,152 @@ if status == 'done' or status == 'failed' then
 end
 return {'canceled', status}
 """
-"""KEYS: signature. ARGV: lease, message JSON, now.
+)
+"""KEYS: signature, due, leases. ARGV: holder token, message JSON, now (ms),
+task name (``''``: any), the kind expected, lease ms (0: no lease, for a
+container), Hatchet run id, signature id, now (ISO).
 
-``run`` (with the record) when this delivery may run the function; otherwise
-why not: ``duplicate``, ``suspended`` (the message was recorded for resume),
-``finished`` (with the record, so lost callbacks can be re-sent),
-``canceled``, ``missing`` or ``corrupt``."""
-
-_TARGETS = """
-local function targets(first)
-  local out = {}
-  for i = first, #KEYS do
-    out[#out + 1] = redis.call('HMGET', KEYS[i], 'v', 'kind', 'task', 'kwargs', 'rv')
-  end
-  return out
-end
-"""
+``run`` (with the record) when this attempt holds the signature now: it was
+pending, or held by nobody alive (its holder's lease ran out or was
+released), or already held by this very token. Otherwise why not:
+``duplicate`` (a live holder has it), ``suspended`` (the message was
+recorded for resume), ``finished`` (with the record, so lost callbacks can
+be re-sent), ``canceled``, ``mismatch`` (the record is another task's or
+kind's), ``missing`` or ``corrupt``."""
 
 FINISH = (
-    _TARGETS
+    _PRELUDE
     + """
-local key = KEYS[1]
-local status, lease = unpack(redis.call('HMGET', key, 'status', 'lease'))
-if not status then return {'missing', ''} end
-if lease ~= ARGV[1] then return {'lost', status} end
+local key, owed, leases, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local token, outcome_status, outcome, done_ms, now_iso, in_container, now, grace, id =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]),
+  tonumber(ARGV[8]), ARGV[9]
+local status, kind, problem = check(key)
+if problem then return problem_reply(problem) end
+if redis.call('HGET', key, 'holder') ~= token then return {'lost', status} end
 if status == 'active' then
+  local callbacks = #KEYS - 4
   local sent = '0'
-  if #KEYS == 1 and ARGV[6] == '0' then sent = '1' end
-  redis.call('HSET', key, 'status', ARGV[2], 'outcome', ARGV[3],
-             'finished', ARGV[5], 'sent', sent)
-  redis.call('PEXPIRE', key, ARGV[4])
-  return {'fire', targets(2)}
+  if callbacks == 0 and in_container == '0' then sent = '1' end
+  redis.call('HSET', key, 'status', outcome_status, 'outcome', outcome,
+             'finished', now_iso, 'sent', sent)
+  redis.call('PEXPIRE', key, done_ms)
+  redis.call('ZREM', leases, id)
+  if sent == '0' then redis.call('ZADD', owed, now + grace, id) end
+  local described = {}
+  for i = 5, #KEYS do
+    local d = describe(KEYS[i])
+    described[#described + 1] = d
+    if d[1] ~= nil and d[1] ~= '!' and d[6] == 'pending' then
+      local field = d[5]
+      if not field or field == '' then field = RESULT_FIELD end
+      local message = '{' .. cjson.encode(field) .. ':' .. outcome .. '}'
+      owe_start(KEYS[i], ARGV[9 + i - 4], message, due, now + grace)
+    end
+  end
+  return {'fire', described}
 end
 if status == 'suspended' then
-  redis.call('HSET', key, 'held', ARGV[2], 'outcome', ARGV[3], 'finished', ARGV[5])
+  redis.call('HSET', key, 'held', outcome_status, 'outcome', outcome,
+             'finished', now_iso)
+  redis.call('ZREM', leases, id)
   return {'held', status}
 end
 if status == 'done' or status == 'failed' then return {'finished', status} end
+redis.call('ZREM', leases, id)
 return {'dropped', status}
 """
 )
-"""KEYS: signature, then the callbacks of this outcome. ARGV: lease, outcome
-status (``done``/``failed``), outcome JSON, done TTL in ms, now, ``1`` if
-the signature has a container (its hook must run before ``sent``).
+"""KEYS: signature, owed, leases, due, then the callbacks of this outcome.
+ARGV: holder token, outcome status, outcome JSON, done TTL ms, now (ISO),
+``1`` if the signature has a container, now (ms), grace ms, signature id,
+then the callback ids.
 
-``fire`` with each callback's ``v, kind, task, kwargs, rv``; ``held`` when the
-signature was paused meanwhile (resume fires); ``finished`` when an earlier
-delivery already finished it; ``dropped`` when it was stopped; ``lost`` when
-another dispatch holds it."""
+Only the holder may finish: anyone else gets ``lost``. ``fire`` records the
+outcome and answers each callback's ``v, kind, task, kwargs, rv, status``
+(``{}`` when gone, ``{'!', why}`` when not a record); every pending callback
+is recorded as owed a start with its message, and the signature as owed its
+completion until ``MARK_SENT``. ``held`` when it was paused meanwhile
+(resume fires); ``finished`` when this holder already finished it (a repeat);
+``dropped`` when it was stopped."""
 
 TARGETS = (
-    _TARGETS
+    _PRELUDE
     + """
-return targets(1)
+local out = {}
+for i = 1, #KEYS do out[i] = describe(KEYS[i]) end
+return out
 """
 )
-"""KEYS: callbacks. Their ``v, kind, task, kwargs, rv``, for re-sending."""
+"""KEYS: signatures. What starting each needs (see :data:`FINISH`)."""
 
-MARK_SENT = """
+MARK_SENT = (
+    _PRELUDE
+    + """
+redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 'sent', '1')
   return 1
 end
 return 0
 """
-"""KEYS: signature. Record that the outcome's callbacks were dispatched."""
+)
+"""KEYS: signature, owed. ARGV: signature id. The outcome's callbacks were
+dispatched and its container told: the completion is no longer owed."""
 
-PAUSE = """
+RELEASE = (
+    _PRELUDE
+    + """
+local status = check(KEYS[1])
+if status ~= 'active' and status ~= 'suspended' then return 0 end
+if redis.call('HGET', KEYS[1], 'holder') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'holder', '')
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+"""
+)
+"""KEYS: signature, leases. ARGV: holder token, signature id. The attempt
+ended without an outcome (Hatchet will retry it): the next attempt may take
+the signature at once instead of waiting for the lease to run out."""
+
+TAKE_OVER = (
+    _PRELUDE
+    + """
+local status = check(KEYS[1])
+if status ~= 'active' then return nil end
+if (redis.call('HGET', KEYS[1], 'holder') or '') ~= ARGV[1] then return nil end
+redis.call('HSET', KEYS[1], 'holder', '')
+redis.call('ZREM', KEYS[2], ARGV[2])
+return tonumber(redis.call('HGET', KEYS[1], 'tries') or '0')
+"""
+)
+"""KEYS: signature, leases. ARGV: the holder found gone, signature id.
+Frees the signature for a new attempt if that holder still has it (nobody
+came back or took it first); answers how many attempts it had, or nil."""
+
+RENEW = """
+local held = {}
+local ends = tonumber(ARGV[1])
+for i = 2, #KEYS do
+  local id, token = ARGV[2 * i - 2], ARGV[2 * i - 1]
+  if redis.call('HGET', KEYS[i], 'holder') == token
+     and redis.call('HGET', KEYS[i], 'status') == 'active' then
+    redis.call('ZADD', KEYS[1], ends, id)
+    held[#held + 1] = id
+  end
+end
+return held
+"""
+"""KEYS: leases, then the held signatures. ARGV: the new end (ms), then
+(id, token) pairs. Extends the leases this process still holds; answers
+the ids it still holds."""
+
+PAUSE = (
+    _PRELUDE
+    + """
 local key = KEYS[1]
-local status, kind = unpack(redis.call('HMGET', key, 'status', 'kind'))
-if not status then return {'missing', '', ''} end
+local status, kind, problem = check(key)
+if problem then return problem_reply(problem) end
 if status == 'pending' or status == 'active' then
   redis.call('HSET', key, 'status', 'suspended', 'paused_from', status)
   return {'ok', status, kind}
@@ -138,24 +303,29 @@ end
 if status == 'suspended' then return {'ok', status, kind} end
 return {'illegal', status, kind}
 """
+)
 """KEYS: signature. ``ok`` with the previous status and the kind, or
 ``illegal``."""
 
-RESUME = """
-local key = KEYS[1]
-local status, kind = unpack(redis.call('HMGET', key, 'status', 'kind'))
-if not status then return {'missing', '', ''} end
+RESUME = (
+    _PRELUDE
+    + """
+local key, owed, due = KEYS[1], KEYS[2], KEYS[3]
+local done_ms, now, grace, id = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local status, kind, problem = check(key)
+if problem then return problem_reply(problem) end
 if status ~= 'suspended' then return {'illegal', status, kind} end
 local held, msg, from = unpack(redis.call('HMGET', key, 'held', 'msg', 'paused_from'))
 redis.call('HDEL', key, 'held', 'msg', 'paused_from')
 if held then
   redis.call('HSET', key, 'status', held, 'sent', '0')
-  redis.call('PEXPIRE', key, ARGV[1])
+  redis.call('PEXPIRE', key, done_ms)
+  redis.call('ZADD', owed, now + grace, id)
   return {'fire', redis.call('HGETALL', key), kind}
 end
 if msg then
-  redis.call('HSET', key, 'status', 'pending')
-  redis.call('HDEL', key, 'lease')
+  redis.call('HSET', key, 'status', 'pending', 'holder', '')
+  owe_start(key, id, msg, due, now + grace)
   return {'redispatch', msg, kind}
 end
 if from == 'active' then
@@ -165,28 +335,52 @@ end
 redis.call('HSET', key, 'status', 'pending')
 return {'pending', '', kind}
 """
-"""KEYS: signature. ARGV: done TTL in ms.
+)
+"""KEYS: signature, owed, due. ARGV: done TTL ms, now (ms), grace ms, id.
 
-``fire`` (with the record) when the run finished while paused; ``redispatch``
-with the recorded message; ``running`` when the paused run is still going;
-``pending`` when nothing had arrived; ``illegal`` from any other status.
-Every reply ends with the signature's kind."""
+``fire`` (with the record) when the run finished while paused (its
+completion is owed); ``redispatch`` with the recorded message (its start is
+owed); ``running`` when the paused run is still going; ``pending`` when
+nothing had arrived; ``illegal`` from any other status. Every reply ends
+with the signature's kind."""
 
-STOP = """
-local key = KEYS[1]
-local status, kind = unpack(redis.call('HMGET', key, 'status', 'kind'))
-if not status then return {'missing', '', ''} end
+STOP = (
+    _PRELUDE
+    + """
+local key, leases, due, id = KEYS[1], KEYS[2], KEYS[3], ARGV[3]
+local status, kind, problem = check(key)
+if problem then return problem_reply(problem) end
+local container, role, run =
+  unpack(redis.call('HMGET', key, 'container', 'crole', 'run'))
 if status == 'pending' or status == 'active' or status == 'suspended' then
   redis.call('HSET', key, 'status', ARGV[2])
-  redis.call('HDEL', key, 'msg', 'held')
+  redis.call('HDEL', key, 'msg', 'held', 'dmsg')
+  -- A stopped swarm's items are stopped with it: every slot is given back.
+  if kind == 'swarm' then redis.call('HSET', key, 'running', '0') end
   redis.call('PEXPIRE', key, ARGV[1])
-  return {'ok', status, kind}
+  redis.call('ZREM', leases, id)
+  local was_due = redis.call('ZREM', due, id)
+  for i = 4, #KEYS do
+    if redis.call('EXISTS', KEYS[i]) == 1 then
+      redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    end
+  end
+  return {'ok', status, kind, container or '', role or '', run or '', tostring(was_due)}
 end
-if status == ARGV[2] then return {'ok', status, kind} end
-return {'illegal', status, kind}
+if status == ARGV[2] then
+  return {'ok', status, kind, container or '', role or '', run or '', '0'}
+end
+return {'illegal', status, kind, '', '', '', '0'}
 """
-"""KEYS: signature. ARGV: done TTL in ms, the final status (``canceled`` for
-stop, ``interrupted`` when a container cuts its children short)."""
+)
+"""KEYS: signature, leases, due, then the keys that end with it (a swarm's).
+ARGV: done TTL ms, the final status (``canceled`` for stop, ``interrupted``
+when a container cuts its children short), signature id.
+
+``ok`` with the status it left, its kind, container, role, the Hatchet
+run id of its last attempt and whether a start of it was in flight (a
+repeat of the same stop answers the same, so a container told twice hears
+the same thing twice); ``illegal`` when it already ended otherwise."""
 
 REMOVE = """
 local prefix = ARGV[1]
@@ -218,24 +412,118 @@ while #queue > 0 do
       local swarm = prefix .. 'swarm:' .. id
       removed = removed + redis.call('DEL', key, swarm .. ':queue', swarm .. ':results',
         swarm .. ':items', swarm .. ':running', swarm .. ':next')
+      for i = 1, #KEYS do redis.call('ZREM', KEYS[i], id) end
     end
   end
 end
 return removed
 """
-"""ARGV: key prefix (``mageflow:``), root id. Deletes the signature, its
-callbacks and its children, transitively; returns how many keys went. It walks
-ids it reads, so it does not declare its keys: like all of mageflow it assumes
-one Redis server, not a cluster."""
+"""KEYS: the indexes (due, owed, leases). ARGV: key prefix (``mageflow:``),
+root id. Deletes the signature, its callbacks and its children,
+transitively, and their index entries; returns how many keys went. It walks
+ids it reads, so it builds key names itself: like all of mageflow today it
+assumes one Redis server, not a cluster."""
+
+CREATE = (
+    _PRELUDE
+    + """
+-- ARGV: TTL ms, then per key: mode, field count, fields and values.
+-- Modes: 'new' writes a record unless one exists (a repeat of the same
+-- creation keeps the first); 'claim' changes fields of a stored signature
+-- that must be pending and in no other container.
+local ttl = ARGV[1]
+local plan = {}
+local at = 2
+for i = 1, #KEYS do
+  local mode, n = ARGV[at], tonumber(ARGV[at + 1])
+  local fields = {}
+  for j = 1, 2 * n do fields[j] = ARGV[at + 1 + j] end
+  at = at + 2 + 2 * n
+  plan[i] = {mode, fields}
+  if mode == 'claim' then
+    local status, kind, problem = check(KEYS[i])
+    if problem then return {'refused', KEYS[i], problem} end
+    local container = redis.call('HGET', KEYS[i], 'container')
+    local wanted = ''
+    for j = 1, #fields, 2 do
+      if fields[j] == 'container' then wanted = fields[j + 1] end
+    end
+    if container and container ~= '' and container ~= wanted then
+      return {'refused', KEYS[i], 'it already belongs to ' .. container}
+    end
+    if status ~= 'pending' and container ~= wanted then
+      return {'refused', KEYS[i], 'it is ' .. status .. ', not pending'}
+    end
+  end
+end
+local created = 0
+for i = 1, #KEYS do
+  local mode, fields = plan[i][1], plan[i][2]
+  if mode == 'new' then
+    if redis.call('EXISTS', KEYS[i]) == 0 then
+      redis.call('HSET', KEYS[i], unpack(fields))
+      redis.call('PEXPIRE', KEYS[i], ttl)
+      created = created + 1
+    end
+  elseif #fields > 0 then
+    redis.call('HSET', KEYS[i], unpack(fields))
+  end
+end
+return {'ok', created}
+"""
+)
+"""KEYS: the records. ARGV: TTL ms, then per record its mode (``new`` or
+``claim``), field count and fields. All or nothing: ``refused`` (with the
+key and why) writes nothing. A ``new`` record that exists is kept as it is,
+so signing is idempotent when ids are derived (a retried task)."""
+
+MARK_DUE = (
+    _PRELUDE
+    + """
+local status, kind, problem = check(KEYS[1])
+if problem then return problem_reply(problem) end
+if status ~= 'pending' then return {'skip', status} end
+owe_start(KEYS[1], ARGV[1], ARGV[2], KEYS[2], tonumber(ARGV[3]))
+return {'ok', status}
+"""
+)
+"""KEYS: signature, due. ARGV: id, message JSON, when it is overdue (ms).
+Before a start is sent: if it is lost, recovery sends it again."""
+
+CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],
+                       'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+return ids
+"""
+"""KEYS: an index. ARGV: now (ms), the new score, how many. Takes the
+overdue entries and pushes them back to the new score in one step, so two
+recoverers never work on the same entry at the same time."""
 
 
 # --- swarms ---------------------------------------------------------------------
 # The cap, the queue and the per-position results of a swarm live next to each
 # other, so starting an item and counting it are one atomic step.
 
-_SWARM = """
-local SIG = '@SIG@'
-local function fill(sw, queue, running)
+_SWARM = (
+    _PRELUDE
+    + """
+local COUNTERS = {'maxc', 'running', 'n', 'nfin', 'nfail', 'stopn', 'maxt'}
+-- swarm(sw): the swarm's status, or nil and a problem reply.
+local function swarm(sw)
+  local status, kind, problem = check(sw)
+  if problem then return nil, problem_reply(problem) end
+  if kind ~= 'swarm' then return nil, {'corrupt', 'a ' .. kind .. ', not a swarm'} end
+  local values = redis.call('HMGET', sw, unpack(COUNTERS))
+  for i, name in ipairs(COUNTERS) do
+    if not tonumber(values[i]) then
+      return nil, {'corrupt', 'counter ' .. name .. '=' .. tostring(values[i])}
+    end
+  end
+  return status, nil
+end
+-- fill: start queued items while slots are free; each start is owed.
+local function fill(sw, queue, running, due, input, at, ttl)
   local maxc, count, stopping =
     unpack(redis.call('HMGET', sw, 'maxc', 'running', 'stopping'))
   local started = {}
@@ -245,10 +533,12 @@ local function fill(sw, queue, running)
     local id = redis.call('LPOP', queue)
     if not id then break end
     redis.call('SADD', running, id)
+    owe_start(SIG .. id, id, input, due, at)
     started[#started + 1] = id
     free = free - 1
   end
   redis.call('HINCRBY', sw, 'running', #started)
+  redis.call('PEXPIRE', running, ttl)
   return started
 end
 local function complete(sw)
@@ -256,92 +546,155 @@ local function complete(sw)
     unpack(redis.call('HMGET', sw, 'closed', 'n', 'nfin', 'stopping'))
   return closed == '1' and n == nfin and stopping ~= '1'
 end
-local function unstarted(queue, running)
-  -- What a failing swarm interrupts: the items running, then those queued.
-  local ids = redis.call('SMEMBERS', running)
-  for _, id in ipairs(redis.call('LRANGE', queue, 0, -1)) do ids[#ids + 1] = id end
-  return ids
+-- ending: the swarm is finished; its keys end with its record.
+local function ending(aux, done_ms)
+  for _, key in ipairs(aux) do
+    if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, done_ms) end
+  end
 end
 local function reply(verdict, sw, started)
   local described = {}
-  for i, id in ipairs(started) do
-    described[i] = redis.call('HMGET', SIG .. id, 'v', 'kind', 'task', 'kwargs', 'rv')
-  end
+  for i, id in ipairs(started) do described[i] = describe(SIG .. id) end
   return {verdict, started, redis.call('HGET', sw, 'input') or '{}', described}
 end
-""".replace("@SIG@", keys.signature(""))
-"""Shared by the swarm scripts. ``fill`` starts queued items while slots are
-free; ``reply`` answers ``{verdict, started ids, swarm input, the started
-items' v/kind/task/kwargs/rv}`` so the caller can trigger them at once. It
-reads the started items by id, so, like :data:`REMOVE`, it assumes one
-Redis server rather than a cluster."""
+"""
+)
+"""Shared by the swarm scripts. ``swarm`` checks the record and its
+counters; ``fill`` starts queued items while slots are free (each start
+owed until the item activates); ``reply`` answers ``{verdict, started ids,
+swarm input, the started items described}`` so the caller can trigger them
+at once. It reads the started items by id, so, like :data:`REMOVE`, it
+assumes one Redis server rather than a cluster."""
 
 SWARM_START = (
     _SWARM
     + """
-local sw, queue, running = KEYS[1], KEYS[2], KEYS[3]
-local status = redis.call('HGET', sw, 'status')
-if not status then return {'missing', {}, '{}', {}} end
+local sw, queue, running, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local message, now_iso, ttl, id = ARGV[1], ARGV[2], ARGV[5], ARGV[6]
+local at = tonumber(ARGV[3]) + tonumber(ARGV[4])
+local status, bad = swarm(sw)
+if bad then return bad end
+redis.call('ZREM', due, id)
 if status == 'suspended' then
-  redis.call('HSETNX', sw, 'msg', ARGV[1])
+  redis.call('HSETNX', sw, 'msg', message)
   return {'suspended', {}, '{}', {}}
 end
 if status == 'pending' then
-  redis.call('HSET', sw, 'status', 'active', 'lease', ARGV[2], 'input', ARGV[1],
-             'started', ARGV[3])
+  redis.call('HSET', sw, 'status', 'active', 'holder', 'container', 'input', message,
+             'started', now_iso)
+  redis.call('HINCRBY', sw, 'tries', 1)
 elseif status ~= 'active' then
   return {'noop', {}, '{}', {}}
 end
-local started = fill(sw, queue, running)
+local started = fill(sw, queue, running, due, redis.call('HGET', sw, 'input'), at, ttl)
 if complete(sw) then return reply('complete', sw, started) end
 return reply('ok', sw, started)
 """
 )
-"""KEYS: swarm, queue, running. ARGV: input JSON, lease, now. Start, or refill
-after a resume (an active swarm keeps its first input)."""
+"""KEYS: swarm, queue, running, due. ARGV: input JSON, now (ISO), now (ms),
+grace ms, TTL ms, swarm id. Start, or refill after a resume (an active swarm
+keeps its first input)."""
 
 SWARM_ADD = (
     _SWARM
     + """
-local sw, items, queue, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local status, closed, n, maxt =
-  unpack(redis.call('HMGET', sw, 'status', 'closed', 'n', 'maxt'))
-if not status then return {'missing', {}, '{}', {}} end
-if closed == '1' then return {'closed', {}, '{}', {}} end
-local count = #KEYS - 4
+local sw, items, queue, running, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local ttl, at, swarm_id = ARGV[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4]
+local status, bad = swarm(sw)
+if bad then return bad end
+-- Read the batch: per item, its id, mode ('new' or 'claim'), fields.
+local batch, arg, mine = {}, 5, 0
+for i = 6, #KEYS do
+  local id, mode, count = ARGV[arg], ARGV[arg + 1], tonumber(ARGV[arg + 2])
+  local fields = {}
+  for j = 1, 2 * count do fields[j] = ARGV[arg + 2 + j] end
+  arg = arg + 3 + 2 * count
+  batch[#batch + 1] = {KEYS[i], id, mode, fields}
+  local container, pos = unpack(redis.call('HMGET', KEYS[i], 'container', 'pos'))
+  if container == swarm_id and pos then mine = mine + 1 end
+end
+-- The same batch again (a retry after a lost reply): it is in already.
+if mine > 0 and mine == #batch then return {'queued', {}, '{}', {}} end
+local closed, n, maxt, stopping =
+  unpack(redis.call('HMGET', sw, 'closed', 'n', 'maxt', 'stopping'))
+if final(status) or stopping == '1' then return {'closed', {}, status, {}} end
+if closed == '1' then return {'closed', {}, 'closed', {}} end
+local seen = {}
+for _, item in ipairs(batch) do
+  local key, id, mode = item[1], item[2], item[3]
+  if seen[id] then return {'refused', {id}, 'it is in this batch twice', {}} end
+  seen[id] = true
+  if mode == 'claim' then
+    local item_status, _, problem = check(key)
+    if problem then return {'refused', {id}, problem, {}} end
+    local container, pos = unpack(redis.call('HMGET', key, 'container', 'pos'))
+    if pos then return {'refused', {id}, 'it was added to a swarm already', {}} end
+    if container and container ~= '' and container ~= swarm_id then
+      return {'refused', {id}, 'it already belongs to ' .. container, {}}
+    end
+    if item_status ~= 'pending' then
+      return {'refused', {id}, 'it is ' .. item_status .. ', not pending', {}}
+    end
+  elseif redis.call('EXISTS', key) == 1 then
+    return {'refused', {id}, 'a signature with this id exists already', {}}
+  end
+end
+local count = #batch
 n = tonumber(n)
 if tonumber(maxt) > 0 and n + count > tonumber(maxt) then
   return {'full', {}, maxt, {}}
 end
-for i = 1, count do
-  redis.call('HSET', KEYS[i + 4], 'pos', n + i - 1)
-  redis.call('RPUSH', items, ARGV[i + 1])
-  redis.call('RPUSH', queue, ARGV[i + 1])
+for i, item in ipairs(batch) do
+  local key, id, mode, fields = item[1], item[2], item[3], item[4]
+  if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
+  if mode == 'new' then redis.call('PEXPIRE', key, ttl) end
+  redis.call('HSET', key, 'container', swarm_id, 'crole', 'item', 'pos', n + i - 1)
+  redis.call('RPUSH', items, id)
+  redis.call('RPUSH', queue, id)
 end
 n = n + count
 redis.call('HSET', sw, 'n', n)
 if tonumber(maxt) > 0 and n >= tonumber(maxt) then
   redis.call('HSET', sw, 'closed', '1')
 end
-for _, key in ipairs({items, queue}) do redis.call('PEXPIRE', key, ARGV[1]) end
+for _, key in ipairs({items, queue}) do redis.call('PEXPIRE', key, ttl) end
 if status ~= 'active' then return {'queued', {}, '{}', {}} end
-return reply('ok', sw, fill(sw, queue, running))
+local input = redis.call('HGET', sw, 'input')
+return reply('ok', sw, fill(sw, queue, running, due, input, at, ttl))
 """
 )
-"""KEYS: swarm, items, queue, running, then the new items. ARGV: TTL ms,
-then the new item ids. ``closed``/``full`` refuse the whole batch."""
+"""KEYS: swarm, items, queue, running, due, then the items. ARGV: TTL ms,
+now (ms), grace ms, swarm id, then per item: id, mode (``new`` or
+``claim``), field count, fields. The items are written here, with the
+checks: all or nothing. ``closed`` (the swarm takes no more: closed, ending
+or ended), ``full`` (max_tasks), ``refused`` (an item that is not pending,
+belongs elsewhere, was added before, or appears twice) write nothing."""
 
 SWARM_ITEM_DONE = (
     _SWARM
     + """
-local sw, queue, running = KEYS[1], KEYS[2], KEYS[3]
-local results, nexts, item = KEYS[4], KEYS[5], KEYS[6]
+local sw, queue, running, results, nexts, item, due =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local aux = {KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[8]}
+local item_id, outcome_status, outcome, ttl, at, done_ms =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]) + tonumber(ARGV[6]), ARGV[7]
+local status, bad = swarm(sw)
+if bad then return bad end
 local pos = redis.call('HGET', item, 'pos')
 if not pos then return {'unknown', {}, '{}', {}} end
-if redis.call('HSETNX', results, pos, ARGV[3]) == 0 then
+local function unstarted()
+  -- What a failing swarm interrupts: the items running, then those queued.
+  local ids = redis.call('SMEMBERS', running)
+  for _, id in ipairs(redis.call('LRANGE', queue, 0, -1)) do ids[#ids + 1] = id end
+  return ids
+end
+if redis.call('HSETNX', results, pos, outcome) == 0 then
   -- A replay: repeat what the first finish decided, never decide again.
   if redis.call('HGET', sw, 'stopping') == '1' then
-    return {'fail', unstarted(queue, running), '{}', {}}
+    if redis.call('HGET', sw, 'failpos') == pos then
+      return {'fail', unstarted(), '{}', {}}
+    end
+    return {'noop', {}, '{}', {}}
   end
   local again = {}
   local successor = redis.call('HGET', nexts, pos)
@@ -349,45 +702,66 @@ if redis.call('HSETNX', results, pos, ARGV[3]) == 0 then
   if complete(sw) then return reply('complete', sw, again) end
   return reply('ok', sw, again)
 end
-redis.call('PEXPIRE', results, ARGV[4])
-redis.call('SREM', running, ARGV[1])
-redis.call('HINCRBY', sw, 'running', -1)
+redis.call('PEXPIRE', results, ttl)
 redis.call('HINCRBY', sw, 'nfin', 1)
-if ARGV[2] == 'failed' then
+local stopping = redis.call('HGET', sw, 'stopping')
+-- A swarm that is ending gave every slot back at once (below, or by stop).
+if stopping == '1' or final(status) then return {'noop', {}, '{}', {}} end
+-- The item gives its slot back, or leaves the queue if it never got one.
+if redis.call('SREM', running, item_id) == 1 then
+  redis.call('HINCRBY', sw, 'running', -1)
+else
+  redis.call('LREM', queue, 0, item_id)
+end
+if outcome_status == 'failed' then
   local nfail = redis.call('HINCRBY', sw, 'nfail', 1)
   local stopn = tonumber(redis.call('HGET', sw, 'stopn'))
   if stopn > 0 and nfail >= stopn then
-    redis.call('HSET', sw, 'stopping', '1')
-    return {'fail', unstarted(queue, running), '{}', {}}
+    -- Ending: the items still running or queued are interrupted, and give
+    -- their slots back here, all at once.
+    local victims = unstarted()
+    redis.call('HSET', sw, 'stopping', '1', 'failpos', pos, 'running', '0')
+    ending(aux, done_ms)
+    return {'fail', victims, '{}', {}}
   end
 end
 local started = {}
-if redis.call('HGET', sw, 'status') == 'active' then
-  started = fill(sw, queue, running)
+if status == 'active' then
+  started = fill(sw, queue, running, due, redis.call('HGET', sw, 'input'), at, ttl)
   if started[1] then
     redis.call('HSET', nexts, pos, started[1])
-    redis.call('PEXPIRE', nexts, ARGV[4])
+    redis.call('PEXPIRE', nexts, ttl)
   end
 end
-if complete(sw) then return reply('complete', sw, started) end
+if complete(sw) then
+  ending(aux, done_ms)
+  return reply('complete', sw, started)
+end
 return reply('ok', sw, started)
 """
 )
-"""KEYS: swarm, queue, running, results, next, the item. ARGV: item id,
-outcome status, outcome JSON, TTL ms. The outcome is recorded once per
-position; ``fail`` when the failure threshold is reached (with the items
-still running or queued, to interrupt), ``complete`` when the last item
-finished."""
+"""KEYS: swarm, queue, running, results, next, the item, due, items. ARGV:
+item id, outcome status, outcome JSON, TTL ms, now (ms), grace ms, done TTL
+ms. The outcome is recorded once per position, and the item gives its slot
+back exactly once (or leaves the queue). ``fail`` when the failure threshold
+is reached, once (with the items still running or queued, to interrupt);
+``complete`` when the last item finished; ``noop`` when the swarm is ending
+or ended."""
 
 SWARM_CLOSE = (
     _SWARM
     + """
 local sw = KEYS[1]
-local status = redis.call('HGET', sw, 'status')
-if not status then return {'missing', {}, '{}', {}} end
+local aux = {KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]}
+local status, bad = swarm(sw)
+if bad then return bad end
 redis.call('HSET', sw, 'closed', '1')
-if status == 'active' and complete(sw) then return {'complete', {}, '{}', {}} end
+if status == 'active' and complete(sw) then
+  ending(aux, ARGV[1])
+  return {'complete', {}, '{}', {}}
+end
 return {'ok', {}, '{}', {}}
 """
 )
-"""KEYS: swarm. Mark it closed; ``complete`` if nothing is left to run."""
+"""KEYS: swarm, then its other keys. ARGV: done TTL ms. Mark it closed;
+``complete`` if nothing is left to run."""

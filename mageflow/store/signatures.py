@@ -1,22 +1,31 @@
 """``SignatureStore``: every Redis access for signatures goes through here.
 
-Each method is one round trip: a pipeline for writes of new records, and one
-Lua script (see :mod:`mageflow.store.scripts`) for each state transition, so a
-transition is always checked and applied atomically on the server. Replies
-come back as the typed values of :mod:`mageflow.store.replies`; records are
-read and written by :mod:`mageflow.store.codec`.
+Each method is one round trip: one Lua script (see
+:mod:`mageflow.store.scripts`) for each state transition, so a transition is
+always checked and applied atomically on the server. Replies come back as the
+typed values of :mod:`mageflow.store.replies`; records are read and written
+by :mod:`mageflow.store.codec`.
+
+Redis blips: a call that fails because Redis cannot be reached is retried,
+with backoff, for up to :data:`TRANSIENT_RETRY_SECONDS`. Every script is
+written to be safe to run twice (a retry after a lost reply repeats the
+first decision), except ``resume``, which is a user's call and is not
+retried.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mageflow.errors import (
     CorruptSignatureError,
@@ -25,11 +34,19 @@ from mageflow.errors import (
 )
 from mageflow.signature import SignatureStatus, TaskSignature
 from mageflow.store import keys, scripts
-from mageflow.store.codec import decode, decode_target, fields_of, text
+from mageflow.store.codec import (
+    Write,
+    decode,
+    decode_target,
+    fields_of,
+    loads_outcome,
+    text,
+)
 from mageflow.store.connection import RedisConnection
 from mageflow.store.replies import (
     Activation,
     ActivationVerdict,
+    BadTarget,
     CallbackTarget,
     Finish,
     FinishVerdict,
@@ -41,9 +58,31 @@ from mageflow.store.replies import (
 )
 from mageflow.ttl import TTLConfig
 
+TRANSIENT_RETRY_SECONDS = 10.0
+"""How long a call keeps retrying while Redis cannot be reached."""
 
-def _now() -> str:
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch: the scores of the recovery indexes."""
+    return int(time.time() * 1000)
+
+
+def _flat(writes: Iterable[Write]) -> tuple[list[str], list[str]]:
+    """KEYS and ARGV of :data:`scripts.CREATE` (after its TTL argument)."""
+    record_keys: list[str] = []
+    args: list[str] = []
+    for write in writes:
+        record_keys.append(keys.signature(write.id))
+        args += ["claim" if write.claim else "new", str(len(write.fields))]
+        for field, value in write.fields.items():
+            args += [field, value]
+    return record_keys, args
 
 
 class SignatureStore:
@@ -73,29 +112,91 @@ class SignatureStore:
             script = self._scripts[name] = redis.register_script(getattr(scripts, name))
         return script
 
-    async def _call(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
-        try:
-            return await self._script(name)(keys=list(keys_), args=list(args))
-        except ResponseError as exc:
-            if "WRONGTYPE" in str(exc):
-                raise CorruptSignatureError(
-                    f"a key of {', '.join(keys_)} holds a value of the wrong "
-                    "type for mageflow; it was not touched. Remove the key, or "
-                    "use a Redis database that only mageflow writes to.",
-                    key=keys_[0] if keys_ else None,
-                ) from exc
-            raise
+    async def _call(
+        self,
+        name: str,
+        keys_: Sequence[str],
+        args: Sequence[Any],
+        *,
+        retry: bool = True,
+    ) -> Any:
+        deadline = time.monotonic() + TRANSIENT_RETRY_SECONDS
+        pause = 0.05
+        while True:
+            try:
+                return await self._script(name)(keys=list(keys_), args=list(args))
+            except ResponseError as exc:
+                if "WRONGTYPE" in str(exc):
+                    raise CorruptSignatureError(
+                        f"a key of {', '.join(keys_)} holds a value of the wrong "
+                        "type for mageflow; it was not touched. Remove the key, "
+                        "or use a Redis database that only mageflow writes to.",
+                        key=keys_[0] if keys_ else None,
+                    ) from exc
+                raise
+            except _TRANSIENT:
+                if not retry or time.monotonic() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    async def _read(self, coro_factory: Any) -> Any:
+        """A plain read command, retried like a script while Redis is away."""
+        deadline = time.monotonic() + TRANSIENT_RETRY_SECONDS
+        pause = 0.05
+        while True:
+            try:
+                return await coro_factory()
+            except _TRANSIENT:
+                if time.monotonic() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    @staticmethod
+    def _problem(reply: Sequence[Any], signature_id: str, action: str) -> None:
+        """Raise for a script's ``missing`` / ``corrupt`` reply."""
+        word = text(reply[0])
+        key = keys.signature(signature_id)
+        if word == "missing":
+            raise SignatureNotFoundError(
+                f"cannot {action} signature {signature_id}: it does not exist "
+                "(removed, expired, or never created).",
+                signature_id=signature_id,
+            )
+        if word == "corrupt":
+            raise CorruptSignatureError(
+                f"cannot {action} {key}: it holds {text(reply[1])}, not a valid "
+                "mageflow record; nothing was changed. Remove the key.",
+                key=key,
+                signature_id=signature_id,
+            )
 
     # --- records ------------------------------------------------------------
 
-    async def create(self, records: Iterable[tuple[str, Mapping[str, str]]]) -> None:
-        """Store new records (id, fields) with the active TTL, in one round trip."""
-        pipe = self.redis.pipeline(transaction=True)
-        for signature_id, fields in records:
-            key = keys.signature(signature_id)
-            pipe.hset(key, mapping=cast("Mapping[Any, Any]", fields))
-            pipe.pexpire(key, self.ttl.active_ms)
-        await pipe.execute()
+    async def create(self, writes: Iterable[Write]) -> int:
+        """Write new records and claims, all or nothing, in one round trip.
+
+        Returns how many new records were written (a ``new`` record that
+        exists already is kept as it is).
+
+        :raises InvalidTransitionError: a claimed signature is not pending or
+            belongs to another container; nothing was written.
+        """
+        record_keys, args = _flat(writes)
+        if not record_keys:
+            return 0
+        reply = await self._call("CREATE", record_keys, [self.ttl.active_ms, *args])
+        if text(reply[0]) == "refused":
+            key, why = text(reply[1]), text(reply[2])
+            signature_id = key.removeprefix(keys.signature(""))
+            raise InvalidTransitionError(
+                f"cannot use signature {signature_id} here: {why}. Sign the "
+                "task again for a new signature.",
+                signature_id=signature_id,
+                action="claim",
+            )
+        return int(reply[1])
 
     async def load(self, signature_id: str) -> TaskSignature | None:
         """The signature, or ``None`` if there is none under that id."""
@@ -106,7 +207,7 @@ class SignatureStore:
         """The raw hash fields of a signature, or ``None``; not validated."""
         key = keys.signature(signature_id)
         try:
-            raw = await self.redis.hgetall(key)
+            raw = await self._read(lambda: self.redis.hgetall(key))
         except ResponseError as exc:
             if "WRONGTYPE" in str(exc):
                 raise CorruptSignatureError(
@@ -123,11 +224,35 @@ class SignatureStore:
 
     # --- the run path ---------------------------------------------------------
 
-    async def activate(self, signature_id: str, lease: str, message: str) -> Activation:
-        """Claim the signature for one delivery (see :data:`scripts.ACTIVATE`)."""
+    async def activate(
+        self,
+        signature_id: str,
+        token: str,
+        message: str,
+        *,
+        task: str = "",
+        kind: str = TaskSignature.kind,
+        lease: bool = True,
+        run_id: str = "",
+    ) -> Activation:
+        """Claim the signature for one attempt (see :data:`scripts.ACTIVATE`)."""
         key = keys.signature(signature_id)
-        word, payload = await self._call("ACTIVATE", [key], [lease, message, _now()])
-        word = text(word)
+        reply = await self._call(
+            "ACTIVATE",
+            [key, keys.DUE, keys.LEASES],
+            [
+                token,
+                message,
+                now_ms(),
+                task,
+                kind,
+                self.ttl.lease_ms if lease else 0,
+                run_id,
+                signature_id,
+                _now_iso(),
+            ],
+        )
+        word, payload = text(reply[0]), reply[1]
         if word == "missing":
             raise SignatureNotFoundError(
                 f"signature {signature_id} does not exist: it was removed or it "
@@ -153,80 +278,142 @@ class SignatureStore:
     async def finish(
         self,
         signature_id: str,
-        lease: str,
+        token: str,
         status: SignatureStatus,
         outcome: str,
         callbacks: Sequence[str],
         in_container: bool = False,
     ) -> Finish:
         """Record the outcome and read the callbacks to fire, atomically."""
-        word, payload = await self._call(
+        reply = await self._call(
             "FINISH",
-            [keys.signature(signature_id), *map(keys.signature, callbacks)],
             [
-                lease,
+                keys.signature(signature_id),
+                keys.OWED,
+                keys.LEASES,
+                keys.DUE,
+                *map(keys.signature, callbacks),
+            ],
+            [
+                token,
                 status.value,
                 outcome,
                 self.ttl.done_ms,
-                _now(),
+                _now_iso(),
                 "1" if in_container else "0",
+                now_ms(),
+                self.ttl.grace_ms,
+                signature_id,
+                *callbacks,
             ],
         )
-        verdict = FinishVerdict(text(word))
+        word = text(reply[0])
+        if word in ("missing", "corrupt"):
+            self._problem(reply, signature_id, "finish")
+        verdict = FinishVerdict(word)
         if verdict is not FinishVerdict.FIRE:
             return Finish(verdict)
-        return Finish(verdict, self._targets(callbacks, payload))
+        good, bad = self._targets(callbacks, reply[1])
+        return Finish(verdict, good, bad)
 
     def _targets(
-        self, callbacks: Sequence[str], replies: Sequence[Any]
-    ) -> tuple[CallbackTarget, ...]:
-        found = (
-            decode_target(cid, reply)
-            for cid, reply in zip(callbacks, replies, strict=True)
-        )
-        return tuple(t for t in found if t is not None)
+        self, ids: Sequence[str], replies: Sequence[Any]
+    ) -> tuple[tuple[CallbackTarget, ...], tuple[BadTarget, ...]]:
+        good: list[CallbackTarget] = []
+        bad: list[BadTarget] = []
+        for signature_id, reply in zip(ids, replies, strict=True):
+            found = decode_target(signature_id, reply)
+            if isinstance(found, CallbackTarget):
+                good.append(found)
+            elif isinstance(found, BadTarget):
+                bad.append(found)
+        return tuple(good), tuple(bad)
 
-    async def targets(self, callbacks: Sequence[str]) -> tuple[CallbackTarget, ...]:
-        """Read signatures to start (callbacks, steps), in one round trip."""
-        if not callbacks:
-            return ()
-        replies = await self._call("TARGETS", list(map(keys.signature, callbacks)), [])
-        return self._targets(callbacks, replies)
+    async def targets(
+        self, ids: Sequence[str]
+    ) -> tuple[tuple[CallbackTarget, ...], tuple[BadTarget, ...]]:
+        """What starting each signature needs, in one round trip; the ones
+        that are not mageflow records come second."""
+        if not ids:
+            return (), ()
+        replies = await self._call("TARGETS", list(map(keys.signature, ids)), [])
+        return self._targets(ids, replies)
 
     async def mark_sent(self, signature_id: str) -> None:
-        """Record that the outcome's callbacks were dispatched."""
-        await self._call("MARK_SENT", [keys.signature(signature_id)], [])
+        """Record that the outcome's callbacks were dispatched and its
+        container told: its completion is no longer owed."""
+        await self._call(
+            "MARK_SENT", [keys.signature(signature_id), keys.OWED], [signature_id]
+        )
+
+    async def release(self, signature_id: str, token: str) -> bool:
+        """Give up the hold of an attempt that ends without an outcome."""
+        released = await self._call(
+            "RELEASE",
+            [keys.signature(signature_id), keys.LEASES],
+            [token, signature_id],
+        )
+        return bool(released)
+
+    async def renew(self, held: Sequence[tuple[str, str]]) -> set[str]:
+        """Extend the leases of ``(signature id, token)`` pairs still held;
+        return the ids that are."""
+        if not held:
+            return set()
+        args: list[Any] = [now_ms() + self.ttl.lease_ms]
+        for signature_id, token in held:
+            args += [signature_id, token]
+        reply = await self._call(
+            "RENEW",
+            [keys.LEASES, *(keys.signature(sid) for sid, _ in held)],
+            args,
+        )
+        return {text(x) for x in reply}
+
+    async def mark_due(self, signature_id: str, message: str) -> bool:
+        """Record a start about to be sent, so a lost one is sent again."""
+        reply = await self._call(
+            "MARK_DUE",
+            [keys.signature(signature_id), keys.DUE],
+            [signature_id, message, now_ms() + self.ttl.grace_ms],
+        )
+        if text(reply[0]) in ("missing", "corrupt"):
+            self._problem(reply, signature_id, "start")
+        return text(reply[0]) == "ok"
 
     # --- lifecycle ------------------------------------------------------------
 
     async def pause(self, signature_id: str) -> Transition:
         """Move to ``suspended``."""
-        return await self._transition("PAUSE", "pause", signature_id, [])
+        reply = await self._call("PAUSE", [keys.signature(signature_id)], [])
+        return self._transition(reply, "pause", signature_id)
 
     async def stop(
         self,
         signature_id: str,
         final: SignatureStatus = SignatureStatus.CANCELED,
     ) -> Transition:
-        """Move to ``canceled`` (or ``interrupted``)."""
-        return await self._transition(
-            "STOP", "stop", signature_id, [self.ttl.done_ms, final.value]
+        """Move to ``canceled`` (or ``interrupted``), with a swarm's keys."""
+        reply = await self._call(
+            "STOP",
+            [
+                keys.signature(signature_id),
+                keys.LEASES,
+                keys.DUE,
+                *keys.swarm_aux(signature_id),
+            ],
+            [self.ttl.done_ms, final.value, signature_id],
         )
+        return self._transition(reply, "stop", signature_id)
 
-    async def _transition(
-        self, script: str, action: str, signature_id: str, args: Sequence[Any]
+    def _transition(
+        self, reply: Sequence[Any], action: str, signature_id: str
     ) -> Transition:
-        verdict, status, kind = (
-            text(x)
-            for x in await self._call(script, [keys.signature(signature_id)], args)
-        )
-        if verdict == "missing":
-            raise SignatureNotFoundError(
-                f"cannot {action} signature {signature_id}: it does not exist "
-                "(removed, expired, or never created).",
-                signature_id=signature_id,
-            )
-        if verdict == "illegal":
+        word = text(reply[0])
+        if word in ("missing", "corrupt"):
+            self._problem(reply, signature_id, action)
+        status, kind = text(reply[1]), text(reply[2])
+        if word == "illegal":
             raise InvalidTransitionError(
                 f"cannot {action} signature {signature_id}: it is {status}. "
                 f"{_ALLOWED[action]} See docs/lifecycle.md.",
@@ -234,19 +421,24 @@ class SignatureStore:
                 status=status,
                 action=action,
             )
-        return Transition(SignatureStatus(status), kind)
+        extra = [text(x) or None for x in reply[3:7]]
+        container, role, run, due = [*extra, None, None, None, None][:4]
+        return Transition(
+            SignatureStatus(status), kind, container, role, run, due == "1"
+        )
 
     async def resume(self, signature_id: str) -> Resumption:
         """Leave ``suspended``; say what the caller must now dispatch."""
         reply = await self._call(
-            "RESUME", [keys.signature(signature_id)], [self.ttl.done_ms]
+            "RESUME",
+            [keys.signature(signature_id), keys.OWED, keys.DUE],
+            [self.ttl.done_ms, now_ms(), self.ttl.grace_ms, signature_id],
+            retry=False,
         )
-        word, payload, kind = text(reply[0]), reply[1], text(reply[2])
-        if word == "missing":
-            raise SignatureNotFoundError(
-                f"cannot resume signature {signature_id}: it does not exist.",
-                signature_id=signature_id,
-            )
+        word = text(reply[0])
+        if word in ("missing", "corrupt"):
+            self._problem(reply, signature_id, "resume")
+        payload, kind = reply[1], text(reply[2])
         if word == "illegal":
             raise InvalidTransitionError(
                 f"cannot resume signature {signature_id}: it is {text(payload)}, "
@@ -259,56 +451,121 @@ class SignatureStore:
         if verdict is ResumeVerdict.FIRE:
             return Resumption(verdict, kind, record=fields_of(payload))
         if verdict is ResumeVerdict.REDISPATCH:
-            return Resumption(verdict, kind, message=json.loads(text(payload)))
+            message = loads_outcome(keys.signature(signature_id), text(payload))
+            return Resumption(verdict, kind, message=message)
         return Resumption(verdict, kind)
 
     async def remove(self, signature_id: str) -> int:
         """Delete the signature, its callbacks and children; count the keys."""
-        removed = await self._call("REMOVE", [], [f"{keys.PREFIX}:", signature_id])
+        removed = await self._call(
+            "REMOVE",
+            [keys.DUE, keys.OWED, keys.LEASES],
+            [f"{keys.PREFIX}:", signature_id],
+        )
         return int(removed)
+
+    # --- recovery ---------------------------------------------------------------
+
+    async def claim_overdue(self, index: str, before_ms: int, limit: int) -> list[str]:
+        """Take up to ``limit`` entries of ``index`` scored before
+        ``before_ms`` and push them back by the grace, atomically."""
+        reply = await self._call(
+            "CLAIM", [index], [before_ms, now_ms() + self.ttl.grace_ms, limit]
+        )
+        return [text(x) for x in reply]
+
+    async def take_over(self, signature_id: str, holder: str) -> int | None:
+        """Free a signature whose holder ``holder`` is gone (its lease ran
+        out); return how many attempts it had, or ``None`` if it is held by
+        someone else now or moved on."""
+        reply = await self._call(
+            "TAKE_OVER",
+            [keys.signature(signature_id), keys.LEASES],
+            [holder, signature_id],
+        )
+        return None if reply is None else int(reply)
+
+    async def count_resend(self, signature_id: str) -> int:
+        """Count one more start sent by recovery; return the count."""
+        key = keys.signature(signature_id)
+        count: int = await self._read(lambda: self.redis.hincrby(key, "resends", 1))
+        return count
+
+    async def forget(self, index: str, signature_id: str) -> None:
+        """Drop a stale entry (its record is gone or moved on)."""
+        await self._read(lambda: self.redis.zrem(index, signature_id))
+
+    async def index_size(self, index: str) -> int:
+        size: int = await self._read(lambda: self.redis.zcard(index))
+        return size
 
     # --- swarms ---------------------------------------------------------------
 
     async def _swarm(
-        self, script: str, keys_: Sequence[str], args: Sequence[Any]
+        self,
+        script: str,
+        swarm_id: str,
+        keys_: Sequence[str],
+        args: Sequence[Any],
     ) -> SwarmStep:
-        word, ids, input_json, described = await self._call(script, keys_, args)
-        word = text(word)
-        if word == "missing":
-            raise SignatureNotFoundError(
-                f"swarm {keys_[0]} does not exist (removed or expired)."
-            )
+        reply = await self._call(script, keys_, args)
+        word = text(reply[0])
+        if word in ("missing", "corrupt"):
+            self._problem(reply, swarm_id, "change swarm")
         verdict = SwarmVerdict(word)
+        ids, payload, described = reply[1], reply[2], reply[3]
         id_list = tuple(text(i) for i in ids)
-        if verdict in (SwarmVerdict.FULL, SwarmVerdict.CLOSED, SwarmVerdict.FAIL):
-            return SwarmStep(verdict, id_list, input=text(input_json))
-        started = self._targets(id_list, described)
-        return SwarmStep(verdict, id_list, started, json.loads(text(input_json)))
+        if verdict in (
+            SwarmVerdict.FULL,
+            SwarmVerdict.CLOSED,
+            SwarmVerdict.FAIL,
+            SwarmVerdict.REFUSED,
+        ):
+            return SwarmStep(verdict, id_list, input=text(payload))
+        good, bad = self._targets(id_list, described)
+        message = loads_outcome(keys.signature(swarm_id), text(payload))
+        return SwarmStep(verdict, id_list, good, message, bad)
 
-    async def swarm_start(self, swarm_id: str, message: str, lease: str) -> SwarmStep:
+    async def swarm_start(self, swarm_id: str, message: str) -> SwarmStep:
         """Activate (or refill) a swarm: start what its free slots allow."""
         return await self._swarm(
             "SWARM_START",
+            swarm_id,
             [
                 keys.signature(swarm_id),
                 keys.swarm_queue(swarm_id),
                 keys.swarm_running(swarm_id),
+                keys.DUE,
             ],
-            [message, lease, _now()],
+            [
+                message,
+                _now_iso(),
+                now_ms(),
+                self.ttl.grace_ms,
+                self.ttl.active_ms,
+                swarm_id,
+            ],
         )
 
-    async def swarm_add(self, swarm_id: str, item_ids: Sequence[str]) -> SwarmStep:
-        """Append items (already stored) in order; start those that fit."""
+    async def swarm_add(self, swarm_id: str, items: Sequence[Write]) -> SwarmStep:
+        """Write and append items in order; start those that fit."""
+        args: list[Any] = [self.ttl.active_ms, now_ms(), self.ttl.grace_ms, swarm_id]
+        for item in items:
+            args += [item.id, "claim" if item.claim else "new", len(item.fields)]
+            for field, value in item.fields.items():
+                args += [field, value]
         return await self._swarm(
             "SWARM_ADD",
+            swarm_id,
             [
                 keys.signature(swarm_id),
                 keys.swarm_items(swarm_id),
                 keys.swarm_queue(swarm_id),
                 keys.swarm_running(swarm_id),
-                *map(keys.signature, item_ids),
+                keys.DUE,
+                *(keys.signature(item.id) for item in items),
             ],
-            [self.ttl.active_ms, *item_ids],
+            args,
         )
 
     async def swarm_item_done(
@@ -317,6 +574,7 @@ class SignatureStore:
         """Record an item's outcome at its position; free its slot; refill."""
         return await self._swarm(
             "SWARM_ITEM_DONE",
+            swarm_id,
             [
                 keys.signature(swarm_id),
                 keys.swarm_queue(swarm_id),
@@ -324,24 +582,41 @@ class SignatureStore:
                 keys.swarm_results(swarm_id),
                 keys.swarm_next(swarm_id),
                 keys.signature(item_id),
+                keys.DUE,
+                keys.swarm_items(swarm_id),
             ],
-            [item_id, status.value, outcome, self.ttl.active_ms],
+            [
+                item_id,
+                status.value,
+                outcome,
+                self.ttl.active_ms,
+                now_ms(),
+                self.ttl.grace_ms,
+                self.ttl.done_ms,
+            ],
         )
 
     async def swarm_close(self, swarm_id: str) -> SwarmStep:
-        return await self._swarm("SWARM_CLOSE", [keys.signature(swarm_id)], [])
+        return await self._swarm(
+            "SWARM_CLOSE",
+            swarm_id,
+            [keys.signature(swarm_id), *keys.swarm_aux(swarm_id)],
+            [self.ttl.done_ms],
+        )
 
     async def swarm_results(self, swarm_id: str, size: int) -> list[Any]:
         """Every item's outcome, in the order the items were added."""
         if size == 0:
             return []
-        raw = await self.redis.hmget(
-            keys.swarm_results(swarm_id), [str(i) for i in range(size)]
+        key = keys.swarm_results(swarm_id)
+        raw = await self._read(
+            lambda: self.redis.hmget(key, [str(i) for i in range(size)])
         )
-        return [None if x is None else json.loads(text(x)) for x in raw]
+        return [None if x is None else loads_outcome(key, text(x)) for x in raw]
 
     async def swarm_items(self, swarm_id: str) -> list[str]:
-        raw = await self.redis.lrange(keys.swarm_items(swarm_id), 0, -1)
+        key = keys.swarm_items(swarm_id)
+        raw = await self._read(lambda: self.redis.lrange(key, 0, -1))
         return [text(x) for x in raw]
 
 

@@ -1,0 +1,299 @@
+"""Recovery: drive every workflow that is stuck to its end.
+
+Every transition that owes downstream work records the debt with it (see
+:mod:`mageflow.store.scripts`), in three indexes. One pass of recovery
+works through what is overdue in each:
+
+``owed``
+    a signature finished, but its callbacks or its container were not all
+    told: the completion is replayed (callbacks admit one start each, and a
+    container's script repeats its first decision, so nothing happens twice);
+``due``
+    a start was decided (a callback, a chain step, a swarm item, a start you
+    asked for) but the signature never activated: if the backend has no live
+    run of it, the start is sent again; after :data:`MAX_RESENDS` it is
+    failed, so its workflow ends;
+``leases``
+    an attempt holds a signature, but its lease ran out (its worker died or
+    froze): if the backend has no live run of that attempt, the signature is
+    taken over, and sent again if attempts remain, else failed as ``lost``.
+
+Recovery is safe to run anywhere, any number of times, on many workers at
+once: each overdue entry is claimed atomically (and pushed back by the grace)
+before it is worked on, and every step it takes is a transition that checks
+state on the server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from mageflow._hatchet import task_retries
+from mageflow.dispatch import Dispatcher, ProbeState
+from mageflow.engine.leases import LeaseKeeper
+from mageflow.engine.progress import Progress, task_error
+from mageflow.errors import CorruptSignatureError
+from mageflow.registry import TaskRegistry
+from mageflow.signature import SignatureStatus, TaskSignature
+from mageflow.store import CallbackTarget, SignatureStore, keys
+from mageflow.store.codec import decode, loads_outcome
+from mageflow.store.signatures import now_ms
+
+logger = logging.getLogger("mageflow")
+
+MAX_RESENDS = 5
+"""How many times recovery sends a start that never begins before it fails
+the signature (a task no worker runs, a trigger the engine keeps dropping)."""
+
+BATCH = 500
+"""How many overdue entries of each index one pass works on at most."""
+
+
+@dataclasses.dataclass
+class RecoveryReport:
+    """What one recovery pass did, by signature id."""
+
+    completed: list[str] = dataclasses.field(default_factory=list)
+    """Finished signatures whose callbacks / container were told now."""
+    resent: list[str] = dataclasses.field(default_factory=list)
+    """Starts that had not begun, sent again."""
+    taken_over: list[str] = dataclasses.field(default_factory=list)
+    """Signatures whose holder was gone, started again."""
+    failed: list[str] = dataclasses.field(default_factory=list)
+    """Signatures failed for good (no attempts left, never started)."""
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    """Overdue, but the backend still has a live run: left to it."""
+    dropped: int = 0
+    """Stale index entries removed (their record is gone or moved on)."""
+
+    @property
+    def acted(self) -> bool:
+        """Whether the pass changed anything."""
+        return bool(self.completed or self.resent or self.taken_over or self.failed)
+
+    def __str__(self) -> str:
+        return (
+            f"completed {len(self.completed)}, resent {len(self.resent)}, "
+            f"taken over {len(self.taken_over)}, failed {len(self.failed)}, "
+            f"left to a live run {len(self.skipped)}, stale entries {self.dropped}"
+        )
+
+
+class Recovery:
+    """Recovery passes over one store (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: SignatureStore,
+        progress: Progress,
+        dispatcher: Dispatcher,
+        registry: TaskRegistry,
+        leases: LeaseKeeper,
+    ) -> None:
+        self._store = store
+        self._progress = progress
+        self._dispatcher = dispatcher
+        self._registry = registry
+        self._leases = leases
+
+    async def run_once(self, grace: timedelta | None = None) -> RecoveryReport:
+        """One pass over the three indexes; returns what it did.
+
+        :param grace: how long past its due time an entry must be before it
+            is acted on. ``None``: ``TTLConfig.grace`` for starts and
+            completions, and lease expiry for holders. ``timedelta(0)``:
+            everything owed now, and every hold not kept by this process.
+        """
+        report = RecoveryReport()
+        ttl = self._store.ttl
+        now = now_ms()
+
+        def threshold(allowance_ms: int) -> int:
+            # Entries are scored at their due time plus ``allowance_ms``.
+            waited = allowance_ms if grace is None else _ms(grace)
+            return now + allowance_ms - waited
+
+        for signature_id in await self._store.claim_overdue(
+            keys.OWED, threshold(ttl.grace_ms), BATCH
+        ):
+            await self._guarded(self._complete, signature_id, report)
+        for signature_id in await self._store.claim_overdue(
+            keys.DUE, threshold(ttl.grace_ms), BATCH
+        ):
+            await self._guarded(self._start, signature_id, report)
+        # Leases are scored by when they run out: by default, act on expiry.
+        leases_before = now if grace is None else now + ttl.lease_ms - _ms(grace)
+        for signature_id in await self._store.claim_overdue(
+            keys.LEASES, leases_before, BATCH
+        ):
+            await self._guarded(self._take_over, signature_id, report)
+        if report.acted:
+            logger.info("mageflow: recovery pass: %s", report)
+        return report
+
+    async def _guarded(
+        self, step: Any, signature_id: str, report: RecoveryReport
+    ) -> None:
+        try:
+            await step(signature_id, report)
+        except CorruptSignatureError:
+            logger.error(
+                "mageflow: recovery skipped %s: its record is damaged",
+                signature_id,
+                exc_info=True,
+            )
+            report.dropped += 1
+        except Exception:
+            # The entry was pushed back by the grace: the next pass retries.
+            logger.warning(
+                "mageflow: recovery of %s failed; the next pass retries it",
+                signature_id,
+                exc_info=True,
+            )
+
+    async def _load(
+        self, index: str, signature_id: str, report: RecoveryReport
+    ) -> tuple[TaskSignature, dict[str, str]] | None:
+        record = await self._store.load_record(signature_id)
+        if record is None:
+            await self._store.forget(index, signature_id)
+            report.dropped += 1
+            return None
+        return decode(signature_id, record), record
+
+    # --- owed completions -------------------------------------------------------
+
+    async def _complete(self, signature_id: str, report: RecoveryReport) -> None:
+        loaded = await self._load(keys.OWED, signature_id, report)
+        if loaded is None:
+            return
+        signature, record = loaded
+        if record.get("sent") == "1" or not signature.status.is_final:
+            await self._store.forget(keys.OWED, signature_id)
+            report.dropped += 1
+            return
+        await self._progress.replay(signature, record)
+        report.completed.append(signature_id)
+
+    # --- owed starts --------------------------------------------------------------
+
+    async def _start(self, signature_id: str, report: RecoveryReport) -> None:
+        loaded = await self._load(keys.DUE, signature_id, report)
+        if loaded is None:
+            return
+        signature, record = loaded
+        if signature.status is not SignatureStatus.PENDING:
+            await self._store.forget(keys.DUE, signature_id)
+            report.dropped += 1
+            return
+        message = loads_outcome(
+            keys.signature(signature_id), record.get("dmsg") or "{}"
+        )
+        if not isinstance(message, dict):
+            message = {}
+        target = _target(signature)
+        if signature.kind == TaskSignature.kind:
+            probe = await self._dispatcher.probe(signature_id, _since(signature))
+            if probe.state is ProbeState.ALIVE:
+                report.skipped.append(signature_id)
+                return
+            if await self._store.count_resend(signature_id) > MAX_RESENDS:
+                await self._progress.fail(
+                    target,
+                    message,
+                    task_error(
+                        signature_id,
+                        signature.task_name,
+                        message,
+                        kind="unknown_task",
+                        error_type="NeverStarted",
+                        text=(
+                            f"task {signature.task_name!r} was sent "
+                            f"{MAX_RESENDS + 1} times and never started: no "
+                            "worker runs it, or the engine dropped it"
+                        ),
+                    ),
+                )
+                report.failed.append(signature_id)
+                return
+        await self._progress.start([(target, message)])
+        report.resent.append(signature_id)
+
+    # --- lost holders ---------------------------------------------------------------
+
+    async def _take_over(self, signature_id: str, report: RecoveryReport) -> None:
+        if self._leases.holds(signature_id):
+            report.skipped.append(signature_id)  # held here, and alive
+            return
+        loaded = await self._load(keys.LEASES, signature_id, report)
+        if loaded is None:
+            return
+        signature, record = loaded
+        if signature.status is not SignatureStatus.ACTIVE:
+            await self._store.forget(keys.LEASES, signature_id)
+            report.dropped += 1
+            return
+        probe = await self._dispatcher.probe(
+            signature_id, _since(signature), run_id=record.get("run") or None
+        )
+        if probe.state is ProbeState.ALIVE:
+            report.skipped.append(signature_id)
+            return
+        holder = record.get("holder") or ""
+        tries = await self._store.take_over(signature_id, holder)
+        if tries is None:
+            return  # its holder came back, or someone else took it over
+        message = loads_outcome(
+            keys.signature(signature_id), record.get("input") or "{}"
+        )
+        if not isinstance(message, dict):
+            message = {}
+        if tries < self._max_attempts(signature.task_name):
+            # The delivered input, bound kwargs included: sent as it is.
+            exact = dataclasses.replace(_target(signature), kwargs={})
+            await self._progress.start([(exact, message)])
+            report.taken_over.append(signature_id)
+            return
+        lost = probe.error or "its worker went away"
+        await self._progress.fail(
+            _target(signature),
+            message,
+            task_error(
+                signature_id,
+                signature.task_name,
+                message,
+                kind="lost",
+                error_type="LostRun",
+                text=(
+                    f"the run of task {signature.task_name!r} was lost after "
+                    f"{tries} attempt(s) ({lost}); no attempt was left"
+                ),
+            ),
+        )
+        report.failed.append(signature_id)
+
+    def _max_attempts(self, task_name: str) -> int:
+        registered = self._registry.get(task_name)
+        return 1 if registered is None else task_retries(registered.standalone) + 1
+
+
+def _ms(value: timedelta) -> int:
+    return int(value.total_seconds() * 1000)
+
+
+def _since(signature: TaskSignature) -> datetime:
+    return signature.created_at - timedelta(minutes=1)
+
+
+def _target(signature: TaskSignature) -> CallbackTarget:
+    return CallbackTarget(
+        signature.id,
+        signature.kind,
+        signature.task_name,
+        signature.kwargs,
+        signature.return_field,
+        signature.status.value,
+    )
