@@ -12,6 +12,7 @@ Redis.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -33,6 +34,7 @@ from mageflow.declaration import declare
 from mageflow.dispatch import Dispatcher
 from mageflow.dispatch.hatchet import HatchetDispatcher
 from mageflow.dispatch.local import LocalDispatcher
+from mageflow.engine.recovery import RecoveryReport, keep_recovering
 from mageflow.engine.signing import Signer
 from mageflow.engine.workflows import WorkflowEngine
 from mageflow.injection.plan import explain
@@ -125,6 +127,10 @@ class HatchetMageflow(Hatchet):
         the ``Depends`` function or the ``Context`` / ``TaskSignature`` type.
         Empty in production, where the run path never looks further."""
         self.engine = _engine(self, redis, ttl or TTLConfig(), backend)
+        self.recovery_interval: timedelta | None = timedelta(seconds=10)
+        """How often a worker of this client runs a recovery pass in the
+        background; ``None`` turns it off (run ``client.recover()`` or
+        ``mageflow recover`` yourself then)."""
         # One generator per client, so stagger delays never share hidden state.
         self._runtime = TaskRuntime(
             self.engine,
@@ -434,6 +440,16 @@ class HatchetMageflow(Hatchet):
         """Delete the signature with its callbacks; return how many keys went."""
         return await self.engine.remove(signature_id)
 
+    async def recover(self, grace: timedelta | None = None) -> RecoveryReport:
+        """Drive what is stuck to its end, once; return what was done.
+
+        Re-sends owed callbacks and starts, and takes over signatures whose
+        worker is gone. Workers run it on their own every
+        :attr:`recovery_interval`. ``grace=timedelta(0)`` acts on everything
+        at once (for tests and operators). See ``docs/reliability.md``.
+        """
+        return await self.engine.recover(grace)
+
     async def chain(
         self,
         tasks: Sequence[SignatureOrRef],
@@ -494,9 +510,10 @@ class HatchetMageflow(Hatchet):
     ) -> Worker:
         """Create a Hatchet worker, exactly like ``Hatchet.worker``.
 
-        Wraps ``lifespan`` so mageflow's Redis connection is closed when the
-        worker stops; the worker's tasks still see the value your lifespan
-        yields.
+        Wraps ``lifespan`` so that, while the worker runs, a recovery pass
+        runs every :attr:`recovery_interval` (see ``docs/reliability.md``),
+        and when it stops mageflow's Redis connection is closed; the worker's
+        tasks still see the value your lifespan yields.
         """
         return super().worker(
             name,
@@ -504,14 +521,25 @@ class HatchetMageflow(Hatchet):
             durable_slots=durable_slots,
             labels=labels,
             workflows=list(workflows or []),
-            lifespan=_closing(self._mageflow_redis, lifespan),
+            lifespan=_worker_lifespan(self, lifespan),
         )
 
 
-def _closing(connection: RedisConnection, user: LifespanFn | None) -> LifespanFn:
-    """``user``'s lifespan (if any), then close mageflow's Redis connection."""
+def _worker_lifespan(client: HatchetMageflow, user: LifespanFn | None) -> LifespanFn:
+    """``user``'s lifespan (if any), around mageflow's own: recovery passes
+    in the background while the worker runs, then the lease keeper stopped
+    and mageflow's Redis connection closed."""
 
     async def lifespan() -> AsyncGenerator[Any, Any]:
+        engine = client.engine
+        every = client.recovery_interval
+        recovering = (
+            None
+            if every is None
+            else asyncio.get_running_loop().create_task(
+                keep_recovering(engine.recovery, every), name="mageflow-recovery"
+            )
+        )
         try:
             if user is None:
                 yield None
@@ -528,7 +556,11 @@ def _closing(connection: RedisConnection, user: LifespanFn | None) -> LifespanFn
                 else:
                     raise RuntimeError("a worker lifespan must yield exactly once")
         finally:
-            await connection.aclose()
+            if recovering is not None:
+                recovering.cancel()
+                await asyncio.gather(recovering, return_exceptions=True)
+            await engine.leases.aclose()
+            await client._mageflow_redis.aclose()
 
     return lifespan
 

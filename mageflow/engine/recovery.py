@@ -26,6 +26,7 @@ state on the server.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from datetime import datetime, timedelta
@@ -251,13 +252,21 @@ class Recovery:
         )
         if not isinstance(message, dict):
             message = {}
-        if tries < self._max_attempts(signature.task_name):
+        # The engine ended the holder's run (its attempts are spent), or
+        # knows of none: then this process's count of attempts decides.
+        spent = probe.state is not ProbeState.NONE
+        if not spent and tries < self._max_attempts(signature.task_name):
             # The delivered input, bound kwargs included: sent as it is.
             exact = dataclasses.replace(_target(signature), kwargs={})
             await self._progress.start([(exact, message)])
             report.taken_over.append(signature_id)
             return
-        lost = probe.error or "its worker went away"
+        lost = {
+            ProbeState.DONE: "the engine finished it, but its outcome never "
+            "reached mageflow",
+            ProbeState.CANCELLED: "the engine cancelled it",
+            ProbeState.FAILED: f"the engine failed it: {probe.error}",
+        }.get(probe.state, "its worker went away")
         await self._progress.fail(
             _target(signature),
             message,
@@ -276,8 +285,24 @@ class Recovery:
         report.failed.append(signature_id)
 
     def _max_attempts(self, task_name: str) -> int:
+        """The task's ``retries + 1``. A task this process does not declare
+        is not limited here: the engine counts its attempts."""
         registered = self._registry.get(task_name)
-        return 1 if registered is None else task_retries(registered.standalone) + 1
+        if registered is None:
+            return 2**31
+        return task_retries(registered.standalone) + 1
+
+
+async def keep_recovering(recovery: Recovery, every: timedelta) -> None:
+    """Run a recovery pass every ``every``, forever (a worker's background
+    task, cancelled when the worker stops). A pass that fails is logged and
+    the next one runs on time."""
+    while True:
+        await asyncio.sleep(every.total_seconds())
+        try:
+            await recovery.run_once()
+        except Exception:
+            logger.warning("mageflow: recovery pass failed", exc_info=True)
 
 
 def _ms(value: timedelta) -> int:
