@@ -28,7 +28,7 @@ import contextlib
 import functools
 import importlib.util
 import inspect
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -134,11 +134,15 @@ class MageflowRunner:
             )
         self.client = client
         self.dispatcher: LocalDispatcher = client.dispatch_backend
+        # A client that outlives the test (an overridden mageflow_client)
+        # keeps the runs of earlier tests: they are not this test's.
+        self._first_run = len(self.dispatcher.runs)
 
     @property
     def runs(self) -> list[LocalRun]:
-        """Every run dispatched so far, in order (retries are one run)."""
-        return list(self.dispatcher.runs)
+        """Every run dispatched since the runner was made, in order (retries
+        are one run)."""
+        return self.dispatcher.runs[self._first_run :]
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait until every run, callback and container step has finished."""
@@ -149,7 +153,7 @@ class MageflowRunner:
         if task is None:
             return self.runs
         name = _name_of(task)
-        return [run for run in self.dispatcher.runs if run.task_name == name]
+        return [run for run in self.runs if run.task_name == name]
 
     def assert_dispatched(
         self,
@@ -195,7 +199,7 @@ class MageflowRunner:
         lines = [f"Runs of {name!r}: {len(runs) or 'none'}"]
         lines += [f"  #{n} {_describe(run)}" for n, run in enumerate(runs, 1)]
         others: dict[str, int] = {}
-        for run in self.dispatcher.runs:
+        for run in self.runs:
             if run.task_name != name:
                 others[run.task_name] = others.get(run.task_name, 0) + 1
         if others:
@@ -251,8 +255,54 @@ def mageflow_client(mageflow_redis_url: str) -> HatchetMageflow:
     return Mageflow(redis_client=mageflow_redis_url, backend="local")
 
 
+_RUNNER = "mageflow_runner"
+
+
+def _marks_for_pytest_asyncio(
+    collected: pytest.Item | pytest.Collector | list[pytest.Item | pytest.Collector],
+) -> None:
+    """Mark the async tests that use ``mageflow_runner`` with ``asyncio``.
+
+    pytest-asyncio runs an async test only when it carries the ``asyncio``
+    mark, and in strict mode (its default) nothing adds that mark. It turns
+    a marked test into the item it runs while the test is collected, in its
+    own ``pytest_pycollect_makeitem`` wrapper: a mark added later, in
+    ``pytest_collection_modifyitems``, is seen too late and the test fails
+    with "async def functions are not natively supported"
+    (pytest-dev/pytest-asyncio#810). So the mark goes on in the same hook,
+    inside that wrapper. A test that already has an ``asyncio`` mark (its
+    own, its class's or module's, or auto mode's) keeps it, loop scope and
+    all; a sync test is left alone, as is an async test without the runner.
+    """
+    items = collected if isinstance(collected, list) else [collected]
+    for item in items:
+        if (
+            isinstance(item, pytest.Function)
+            and _RUNNER in item.fixturenames
+            and inspect.iscoroutinefunction(item.obj)
+            and item.get_closest_marker("asyncio") is None
+        ):
+            item.add_marker(pytest.mark.asyncio)
+
+
 if _HAS_PYTEST_ASYNCIO:
     import pytest_asyncio
+    import pytest_asyncio.plugin
+
+    # trylast: the innermost hook wrapper, so this runs on the new items
+    # before pytest-asyncio's own wrapper converts the marked ones, whatever
+    # order the two plugins were loaded in.
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_pycollect_makeitem(
+        collector: pytest.Module | pytest.Class,
+    ) -> Generator[None, Any, Any]:
+        collected = yield
+        # Only while pytest-asyncio runs (not under `-p no:asyncio`): the mark
+        # means nothing to pytest without it, and is not even registered.
+        loaded = collector.config.pluginmanager.is_registered(pytest_asyncio.plugin)
+        if collected is not None and loaded:
+            _marks_for_pytest_asyncio(collected)
+        return collected
 
     @pytest_asyncio.fixture
     async def mageflow_runner(

@@ -35,6 +35,8 @@ from mageflow.callbacks import ErrorKind, TaskError
 from mageflow.dispatch import Dispatcher, RunHandle, RunRequest
 from mageflow.engine.cascade import SKIPPED, Stopped, stop_tree
 from mageflow.engine.inputs import (
+    describe_problems,
+    input_problems,
     jsonable,
     outcome_message,
     request_for,
@@ -42,7 +44,7 @@ from mageflow.engine.inputs import (
 from mageflow.engine.kind import CONTAINER_HOLDER, Effects
 from mageflow.engine.kinds import KINDS, container_of_role
 from mageflow.engine.leases import new_token
-from mageflow.errors import InputConflictError, UnknownTaskError
+from mageflow.errors import InputConflictError, InputValidationError, UnknownTaskError
 from mageflow.registry import TaskRegistry
 from mageflow.signature import SignatureStatus, TaskSignature
 from mageflow.store import (
@@ -142,6 +144,26 @@ class Progress:
                     message,
                     task_error(target.id, target.task_name, message, exc),
                 )
+                continue
+            if (problems := input_problems(self._registry, request)) is not None:
+                text = describe_problems(problems)
+                if strict:
+                    raise InputValidationError(
+                        f"signature {target.id} ({target.task_name}): {text}.",
+                        signature_id=target.id,
+                        task_name=target.task_name,
+                        errors=problems,
+                    )
+                error = task_error(
+                    target.id,
+                    target.task_name,
+                    request.input,
+                    kind="validation",
+                    error_type="ValidationError",
+                    text=text,
+                    errors=problems,
+                )
+                await self.fail(target, request.input, error)
                 continue
             requests.append((target, message, request))
         if not requests:

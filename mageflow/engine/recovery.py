@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mageflow._hatchet import task_retries
+from mageflow.callbacks import ErrorKind
 from mageflow.dispatch import Dispatcher, ProbeState
 from mageflow.engine.leases import LeaseKeeper
 from mageflow.engine.progress import Progress, task_error
@@ -201,6 +202,13 @@ class Recovery:
             if probe.state is ProbeState.ALIVE:
                 report.skipped.append(signature_id)
                 return
+            if probe.state in (ProbeState.FAILED, ProbeState.CANCELLED):
+                # The engine ended a run that never activated the signature:
+                # it failed before mageflow's wrapper ran (its input did not
+                # validate on the worker), or it was cancelled while queued.
+                await self._fail_unstarted(signature, message, probe.state, probe.error)
+                report.failed.append(signature_id)
+                return
             if await self._store.count_resend(signature_id) > MAX_RESENDS:
                 await self._progress.fail(
                     target,
@@ -222,6 +230,32 @@ class Recovery:
                 return
         await self._progress.start([(target, message)])
         report.resent.append(signature_id)
+
+    async def _fail_unstarted(
+        self,
+        signature: TaskSignature,
+        message: dict[str, Any],
+        state: ProbeState,
+        error: str | None,
+    ) -> None:
+        text = error or "the engine ended its run before it began"
+        kind: ErrorKind = "lost"
+        if state is ProbeState.CANCELLED:
+            kind = "cancelled"
+        elif "validation error" in text.lower():
+            kind = "validation"
+        await self._progress.fail(
+            _target(signature),
+            message,
+            task_error(
+                signature.id,
+                signature.task_name,
+                message,
+                kind=kind,
+                error_type="ValidationError" if kind == "validation" else "LostRun",
+                text=text,
+            ),
+        )
 
     # --- lost holders ---------------------------------------------------------------
 

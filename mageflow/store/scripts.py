@@ -600,10 +600,11 @@ SWARM_ADD = (
     + """
 local sw, items, queue, running, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local ttl, at, swarm_id = ARGV[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4]
+local batch_token = ARGV[5]
 local status, bad = swarm(sw)
 if bad then return bad end
 -- Read the batch: per item, its id, mode ('new' or 'claim'), fields.
-local batch, arg, mine = {}, 5, 0
+local batch, arg, mine = {}, 6, 0
 for i = 6, #KEYS do
   local id, mode, count = ARGV[arg], ARGV[arg + 1], tonumber(ARGV[arg + 2])
   local fields = {}
@@ -613,8 +614,10 @@ for i = 6, #KEYS do
   local container, pos = unpack(redis.call('HMGET', KEYS[i], 'container', 'pos'))
   if container == swarm_id and pos then mine = mine + 1 end
 end
--- The same batch again (a retry after a lost reply): it is in already.
-if mine > 0 and mine == #batch then return {'queued', {}, '{}', {}} end
+-- The same call again (a retry after a lost reply): it is in already.
+if mine > 0 and mine == #batch and redis.call('HGET', sw, 'lastadd') == batch_token then
+  return {'queued', {}, '{}', {}}
+end
 local closed, n, maxt, stopping =
   unpack(redis.call('HMGET', sw, 'closed', 'n', 'maxt', 'stopping'))
 if final(status) or stopping == '1' then return {'closed', {}, status, {}} end
@@ -653,7 +656,7 @@ for i, item in ipairs(batch) do
   redis.call('RPUSH', queue, id)
 end
 n = n + count
-redis.call('HSET', sw, 'n', n)
+redis.call('HSET', sw, 'n', n, 'lastadd', batch_token)
 if tonumber(maxt) > 0 and n >= tonumber(maxt) then
   redis.call('HSET', sw, 'closed', '1')
 end
@@ -664,8 +667,9 @@ return reply('ok', sw, fill(sw, queue, running, due, input, at, ttl))
 """
 )
 """KEYS: swarm, items, queue, running, due, then the items. ARGV: TTL ms,
-now (ms), grace ms, swarm id, then per item: id, mode (``new`` or
-``claim``), field count, fields. The items are written here, with the
+now (ms), grace ms, swarm id, the call's token (a repeat of the same call is
+applied once), then per item: id, mode (``new`` or ``claim``), field count,
+fields. The items are written here, with the
 checks: all or nothing. ``closed`` (the swarm takes no more: closed, ending
 or ended), ``full`` (max_tasks), ``refused`` (an item that is not pending,
 belongs elsewhere, was added before, or appears twice) write nothing."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -549,7 +550,13 @@ class SignatureStore:
 
     async def swarm_add(self, swarm_id: str, items: Sequence[Write]) -> SwarmStep:
         """Write and append items in order; start those that fit."""
-        args: list[Any] = [self.ttl.active_ms, now_ms(), self.ttl.grace_ms, swarm_id]
+        args: list[Any] = [
+            self.ttl.active_ms,
+            now_ms(),
+            self.ttl.grace_ms,
+            swarm_id,
+            uuid.uuid4().hex,  # this call, so a retry of it is not a second add
+        ]
         for item in items:
             args += [item.id, "claim" if item.claim else "new", len(item.fields)]
             for field, value in item.fields.items():
