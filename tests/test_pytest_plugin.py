@@ -378,3 +378,154 @@ async def test_drain_timeout_names_the_runs(mageflow_runner):
 """
     )
     run_tests.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+MODES_MODULE = """
+import asyncio
+
+import pytest
+import pytest_asyncio
+
+
+def asyncio_marks(request):
+    return list(request.node.iter_markers("asyncio"))
+
+
+async def test_unmarked(mageflow_runner, request):
+    await asyncio.sleep(0)
+    assert await mageflow_runner.client.redis.ping()
+    assert len(asyncio_marks(request)) == 1
+
+
+async def test_the_body_runs(mageflow_runner):
+    await asyncio.sleep(0)
+    raise AssertionError("the body of an unmarked test ran")
+
+
+@pytest.mark.asyncio
+async def test_marked_by_hand(mageflow_runner, request):
+    assert await mageflow_runner.client.redis.ping()
+    assert len(asyncio_marks(request)) == 1
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_its_own_mark_is_kept(mageflow_runner, request):
+    assert await mageflow_runner.client.redis.ping()
+    (mark,) = asyncio_marks(request)
+    assert mark.kwargs == {"loop_scope": "function"}
+
+
+@pytest.fixture
+def client(mageflow_runner):
+    return mageflow_runner.client
+
+
+@pytest_asyncio.fixture
+async def pinged(mageflow_runner):
+    return await mageflow_runner.client.redis.ping()
+
+
+async def test_through_a_fixture(client):
+    assert await client.redis.ping()
+
+
+async def test_through_an_async_fixture(pinged):
+    assert pinged
+
+
+@pytest.mark.parametrize("n", [1, 2])
+async def test_parametrized(mageflow_runner, n):
+    assert await mageflow_runner.client.redis.ping()
+
+
+class TestInAClass:
+    async def test_method(self, mageflow_runner):
+        assert await mageflow_runner.client.redis.ping()
+
+
+def test_a_sync_test_is_not_marked(mageflow_runner, request):
+    assert asyncio_marks(request) == []
+    assert mageflow_runner.runs == []
+
+
+async def test_not_ours():
+    # Without mageflow_runner the plugin leaves the test to the mode.
+    await asyncio.sleep(0)
+"""
+
+MODULE_MARKED = """
+import pytest
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_module_mark(mageflow_runner, request):
+    assert await mageflow_runner.client.redis.ping()
+    assert len(list(request.node.iter_markers("asyncio"))) == 1
+"""
+
+
+@pytest.mark.parametrize("mode", ["strict", "auto"])
+def test_async_tests_using_the_runner_run_in_strict_and_auto_mode(
+    pytester: pytest.Pytester,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    # strict is pytest-asyncio's default: that ini has no asyncio_mode.
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+        + ("asyncio_mode = auto\n" if mode == "auto" else "")
+    )
+    pytester.makepyfile(test_modes=MODES_MODULE, test_module_marked=MODULE_MARKED)
+    result = pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "--strict-markers",
+        "-W",
+        "error::pytest.PytestWarning",
+    )
+    result.stdout.re_match_lines([rf"asyncio: mode=(Mode\.)?({mode}|{mode.upper()})\b"])
+    result.stdout.fnmatch_lines(["E * the body of an unmarked test ran"])
+    if mode == "strict":
+        # Strict mode still decides for async tests that do not use the runner.
+        result.assert_outcomes(passed=10, failed=2)
+        result.stdout.fnmatch_lines(
+            ["FAILED *::test_not_ours - Failed: async def functions are not nat*"]
+        )
+    else:
+        result.assert_outcomes(passed=11, failed=1)
+
+
+@pytest.mark.parametrize("fixture_loop", ["function", "module"])
+def test_a_wider_test_loop_needs_the_same_fixture_loop(
+    pytester: pytest.Pytester,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    fixture_loop: str,
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    pytester.makeini(f"[pytest]\nasyncio_default_fixture_loop_scope = {fixture_loop}\n")
+    pytester.makepyfile(
+        """
+import pytest
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+async def test_one(mageflow_runner):
+    assert await mageflow_runner.client.redis.ping()
+
+
+async def test_two(mageflow_runner):
+    assert await mageflow_runner.client.redis.ping()
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    if fixture_loop == "module":
+        result.assert_outcomes(passed=2)
+    else:
+        # The fixture on a loop of its own: docs/testing.md says how it fails.
+        result.assert_outcomes(failed=2)
+        result.stdout.fnmatch_lines(["E * attached to a different loop"])
