@@ -498,6 +498,253 @@ def test_async_tests_using_the_runner_run_in_strict_and_auto_mode(
         result.assert_outcomes(passed=11, failed=1)
 
 
+def test_your_own_client_can_drive_the_runner_across_tests(
+    run_tests: pytest.Pytester,
+) -> None:
+    # The client of an application: declared once, at import, and shared by
+    # every test through an overridden mageflow_client.
+    run_tests.makepyfile(
+        app="""
+import os
+
+import mageflow
+
+client = mageflow.Mageflow(redis_client=os.environ["REDIS_URL"], backend="local")
+
+
+@client.task(name="double")
+async def double(msg: dict) -> dict:
+    return {"n": msg["n"] * 2}
+""",
+        conftest="""
+import pytest
+
+import app
+
+
+@pytest.fixture
+def mageflow_client():
+    return app.client
+""",
+        test_own_client="""
+import pytest
+
+import app
+import mageflow
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+async def test_double(mageflow_runner, n):
+    assert mageflow_runner.client is app.client
+    assert mageflow_runner.runs == []  # not the runs of the tests before
+    await (await mageflow.sign(app.double)).aio_run_no_wait({"n": n})
+    await mageflow_runner.drain()
+    run = mageflow_runner.assert_dispatched(app.double, times=1)
+    assert run.output == {"n": 2 * n}
+""",
+        test_not_local="""
+import pytest
+
+import mageflow
+from mageflow.testing import offline_hatchet
+
+
+@pytest.fixture
+def mageflow_client(mageflow_redis_url):
+    return mageflow.Mageflow(offline_hatchet(), redis_client=mageflow_redis_url)
+
+
+async def test_refused(mageflow_runner):
+    pass
+""",
+    )
+    result = run_tests.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(
+        ["E * TypeError: mageflow_runner needs a client on the local backend*"]
+    )
+
+
+def test_runs_still_going_at_the_end_of_a_test_are_cancelled(
+    run_tests: pytest.Pytester,
+) -> None:
+    run_tests.makepyfile(
+        """
+import asyncio
+
+import mageflow
+
+seen = []
+
+
+async def test_leaves_a_run_going(mageflow_runner):
+    started = asyncio.Event()
+
+    @mageflow_runner.client.task(name="stuck")
+    async def stuck(msg: dict) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    await (await mageflow.sign(stuck)).aio_run_no_wait()
+    await started.wait()
+    (run,) = mageflow_runner.runs
+    assert run.state.value == "running"
+
+
+def test_it_was_cancelled_at_teardown():
+    assert seen == ["cancelled"]
+"""
+    )
+    run_tests.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+def test_the_tree_shows_chain_steps_swarm_items_and_what_nodes_hold(
+    run_tests: pytest.Pytester,
+) -> None:
+    run_tests.makepyfile(
+        HEADER
+        + """
+async def test_chain_and_swarm(mageflow_runner):
+    price, notify, on_error = declare(mageflow_runner.client)
+    chain = await mageflow.chain(
+        [await mageflow.sign(price, quantity=2), await mageflow.sign(notify)]
+    )
+    swarm = await mageflow.swarm([price, price])
+    await chain.aio_run_no_wait({"item": "tea"})
+    await swarm.aio_run_no_wait({"item": "tea"})
+    await swarm.close()
+    await mageflow_runner.drain()
+
+    tree = await mageflow_runner.tree(chain)
+    assert tree.status == "done"
+    assert [(c.role, c.task_name) for c in tree.children] == [
+        ("step 1", "price"),
+        ("step 2", "notify"),
+    ]
+    step = tree.find("price")
+    assert step.kwargs == {"quantity": 2}
+    assert step.outcome == {"total": 5.0}
+    assert step.duration is not None
+    assert step.duration >= 0
+    assert "step 1: price [done]" in str(tree)
+
+    tree = await mageflow_runner.tree(swarm.id)
+    assert tree.status == "done"
+    assert [(c.role, c.status) for c in tree.children] == [
+        ("item 1", "done"),
+        ("item 2", "done"),
+    ]
+"""
+    )
+    run_tests.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_override_factories_values_and_nesting_as_documented(
+    run_tests: pytest.Pytester,
+) -> None:
+    run_tests.makepyfile(
+        HEADER
+        + """
+import contextlib
+import functools
+from unittest.mock import MagicMock
+
+
+def real_db(msg: Order, ctx: Context) -> object:
+    return "real-db"
+
+
+def region(msg: Order, ctx: Context) -> str:
+    return "ctx" if isinstance(ctx, Context) else f"ctx={ctx}"
+
+
+def declare_deps(client, seen):
+    @client.task(name="uses-deps")
+    async def uses_deps(
+        msg: Order,
+        db: Annotated[object, Depends(real_db)],
+        where: Annotated[str, Depends(region)],
+    ) -> None:
+        seen.append((db, where))
+
+    return uses_deps
+
+
+async def run(runner, task):
+    await (await mageflow.sign(task)).aio_run_no_wait({"item": "tea"})
+    await runner.drain()
+
+
+async def test_a_returned_context_manager_is_entered_and_exited(mageflow_runner):
+    seen, events = [], []
+    uses_deps = declare_deps(mageflow_runner.client, seen)
+
+    @contextlib.asynccontextmanager
+    async def session():
+        events.append("enter")
+        yield "session"
+        events.append("exit")
+
+    with mageflow_runner.override(real_db, lambda: session()):
+        await run(mageflow_runner, uses_deps)
+    assert seen.pop() == ("session", "ctx")
+    assert events == ["enter", "exit"]
+
+
+class Databases:
+    def make(self, msg, ctx):
+        return f"method-{msg.item}"
+
+
+async def test_partials_methods_mocks_and_wrapped_functions(mageflow_runner):
+    seen = []
+    uses_deps = declare_deps(mageflow_runner.client, seen)
+    labelled = functools.partial(lambda label, msg, ctx: f"{label}-{msg.item}", "p")
+    with mageflow_runner.override(real_db, labelled):
+        await run(mageflow_runner, uses_deps)
+    assert seen.pop()[0] == "p-tea"
+    with mageflow_runner.override(real_db, Databases().make):
+        await run(mageflow_runner, uses_deps)
+    assert seen.pop()[0] == "method-tea"
+    mock = MagicMock()
+    with mageflow_runner.override(real_db, mock):
+        await run(mageflow_runner, uses_deps)
+    assert seen.pop()[0] is mock
+    mock.assert_not_called()
+    with mageflow_runner.override(real_db, lambda: len):
+        await run(mageflow_runner, uses_deps)
+    assert seen.pop()[0] is len
+
+
+async def test_a_context_override_reaches_dependencies(mageflow_runner):
+    seen = []
+    uses_deps = declare_deps(mageflow_runner.client, seen)
+    with mageflow_runner.override(Context, "fake"):
+        await run(mageflow_runner, uses_deps)
+    assert seen.pop() == ("real-db", "ctx=fake")
+
+
+async def test_the_same_target_nests_and_is_restored(mageflow_runner):
+    seen = []
+    uses_deps = declare_deps(mageflow_runner.client, seen)
+    with mageflow_runner.override(real_db, "outer"):
+        with mageflow_runner.override(Depends(real_db), "inner"):
+            await run(mageflow_runner, uses_deps)
+            assert seen.pop()[0] == "inner"
+        await run(mageflow_runner, uses_deps)
+        assert seen.pop()[0] == "outer"
+    await run(mageflow_runner, uses_deps)
+    assert seen.pop()[0] == "real-db"
+    assert mageflow_runner.client.dependency_overrides == {}
+"""
+    )
+    run_tests.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=4)
+
+
 @pytest.mark.parametrize("fixture_loop", ["function", "module"])
 def test_a_wider_test_loop_needs_the_same_fixture_loop(
     pytester: pytest.Pytester,
