@@ -53,12 +53,17 @@ class ChainKind:
         activation admits the container holder again, and the first step
         admits one attempt, so a repeated start is a duplicate there.
         """
+        stored = await store.load(container_id)
+        if not isinstance(stored, ChainSignature) or not stored.steps:
+            return NOTHING
+        # One step: the chain is active and its first step owed its start.
         activation = await store.activate(
             container_id,
             CONTAINER_HOLDER,
             dumps(message),
             kind=ChainSignature.kind,
             lease=False,
+            first_step=stored.steps[0],
         )
         if activation.verdict is not ActivationVerdict.RUN:
             logger.info(
@@ -67,12 +72,7 @@ class ChainKind:
                 activation.status,
             )
             return NOTHING
-        chain = activation.signature
-        assert isinstance(chain, ChainSignature)
-        first, _ = await store.targets(chain.steps[:1])
-        for target in first:
-            # Owed until it activates: a start lost now is sent again.
-            await store.mark_due(target.id, dumps(message))
+        first, _ = await store.targets(stored.steps[:1])
         return Effects(start=[(target, message) for target in first])
 
     async def child_finished(

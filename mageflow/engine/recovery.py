@@ -46,6 +46,12 @@ from mageflow.store.signatures import now_ms
 
 logger = logging.getLogger("mageflow")
 
+LOST_ATTEMPTS = 2
+"""How many attempts beyond the task's own ``retries + 1`` recovery starts
+for a signature whose worker died under it. A dead worker is not the task
+failing (Hatchet re-delivers such runs too), but a body that kills its
+worker every time must not be run for ever."""
+
 MAX_RESENDS = 5
 """How many times recovery sends a start that never begins before it fails
 the signature (a task no worker runs, a trigger the engine keeps dropping)."""
@@ -289,7 +295,8 @@ class Recovery:
         # The engine ended the holder's run (its attempts are spent), or
         # knows of none: then this process's count of attempts decides.
         spent = probe.state is not ProbeState.NONE
-        if not spent and tries < self._max_attempts(signature.task_name):
+        allowed = self._max_attempts(signature.task_name) + LOST_ATTEMPTS
+        if not spent and tries < allowed:
             # The delivered input, bound kwargs included: sent as it is.
             exact = dataclasses.replace(_target(signature), kwargs={})
             await self._progress.start([(exact, message)])

@@ -177,6 +177,8 @@ class WorkflowEngine:
             target = CallbackTarget(
                 signature.id, signature.kind, signature.task_name, {}, None
             )
+            # Owed until it starts, like a task's start.
+            await self.store.mark_due(signature.id, dumps(data))
             await self.progress.start([(target, data)], strict=True)
             return signature.id
         request = request_for(signature.id, signature.task_name, signature.kwargs, data)

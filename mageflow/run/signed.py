@@ -62,8 +62,8 @@ from mageflow.injection.plan import InjectionPlan
 from mageflow.run.call import call_user
 from mageflow.run.runtime import TaskRuntime
 from mageflow.signature import SignatureStatus, TaskSignature
-from mageflow.store import Activation, ActivationVerdict
-from mageflow.store.codec import dumps
+from mageflow.store import Activation, ActivationVerdict, keys
+from mageflow.store.codec import dumps, loads_outcome
 
 logger = logging.getLogger("mageflow")
 
@@ -122,6 +122,28 @@ async def run_signed(
         return None
     signature = activation.signature.bind(engine)
     engine.leases.hold(signature.id, token)
+    try:
+        return await _attempt(
+            plan, input, ctx, signature, token, raw_message, provided, runtime
+        )
+    finally:
+        # Held until its outcome is settled (or given up): the keeper renews
+        # the lease all that time.
+        engine.leases.drop(signature.id, token)
+
+
+async def _attempt(
+    plan: InjectionPlan,
+    input: Any,
+    ctx: Context,
+    signature: TaskSignature,
+    token: str,
+    raw_message: dict[str, Any],
+    provided: dict[str, Any],
+    runtime: TaskRuntime,
+) -> Any:
+    """One attempt of a held signature: the call, and how it settles."""
+    engine = runtime.engine
     if (attempt := current_attempt.get()) is not None:
         attempt.context = ctx  # the local backend flags it when it cancels
     started = asyncio.get_running_loop().time()
@@ -158,8 +180,6 @@ async def run_signed(
         else:
             await _release(runtime, signature.id, token)
         raise
-    finally:
-        engine.leases.drop(signature.id, token)
     await engine.progress.settle(signature, token, SignatureStatus.DONE, result)
     return result
 
@@ -214,7 +234,13 @@ async def _replay_finished(activation: Activation, runtime: TaskRuntime) -> Any:
     signature = activation.signature
     assert signature is not None
     engine = runtime.engine
-    outcome = await engine.progress.replay(signature, activation.record)
+    if activation.completing:
+        # Its holder is alive and sending the callbacks: leave them to it.
+        outcome = loads_outcome(
+            keys.signature(signature.id), activation.record.get("outcome")
+        )
+    else:
+        outcome = await engine.progress.replay(signature, activation.record)
     if signature.status is SignatureStatus.FAILED:
         raise SignatureFailedError(
             f"signature {signature.id} ({signature.task_name}) already failed: "

@@ -40,6 +40,8 @@ class Activation:
     signature: TaskSignature | None = None
     """The record, decoded, for ``RUN`` and ``FINISHED``."""
     record: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    completing: bool = False
+    """``FINISHED``: its holder is alive and still sending its callbacks."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -128,6 +128,10 @@ local function admit()
   redis.call('HINCRBY', key, 'tries', 1)
   redis.call('HDEL', key, 'dmsg')
   if lease_ms > 0 then redis.call('ZADD', leases, now + lease_ms, id) end
+  -- A chain's first step is owed from the moment the chain starts.
+  if KEYS[4] and check(KEYS[4]) == 'pending' then
+    owe_start(KEYS[4], ARGV[10], message, due, now + tonumber(ARGV[11]))
+  end
   return {'run', redis.call('HGETALL', key)}
 end
 if status == 'pending' then return admit() end
@@ -146,22 +150,29 @@ if status == 'suspended' then
   return {'suspended', status}
 end
 if status == 'done' or status == 'failed' then
-  return {'finished', redis.call('HGETALL', key)}
+  -- A holder that just finished it may still be sending its callbacks: a
+  -- delivery then leaves the completion to it ('1'), else completes it.
+  local completing = '0'
+  if redis.call('HGET', key, 'sent') == '0' and live() then completing = '1' end
+  return {'finished', redis.call('HGETALL', key), completing}
 end
 return {'canceled', status}
 """
 )
-"""KEYS: signature, due, leases. ARGV: holder token, message JSON, now (ms),
-task name (``''``: any), the kind expected, lease ms (0: no lease, for a
-container), Hatchet run id, signature id, now (ISO).
+"""KEYS: signature, due, leases, and for a chain its first step. ARGV:
+holder token, message JSON, now (ms), task name (``''``: any), the kind
+expected, lease ms (0: no lease, for a container), Hatchet run id,
+signature id, now (ISO), and for a chain the first step's id and the grace
+ms (its start is owed, atomically, with the chain's).
 
 ``run`` (with the record) when this attempt holds the signature now: it was
 pending, or held by nobody alive (its holder's lease ran out or was
 released), or already held by this very token. Otherwise why not:
 ``duplicate`` (a live holder has it), ``suspended`` (the message was
 recorded for resume), ``finished`` (with the record, so lost callbacks can
-be re-sent), ``canceled``, ``mismatch`` (the record is another task's or
-kind's), ``missing`` or ``corrupt``."""
+be re-sent, and ``1`` when its live holder is still sending them),
+``canceled``, ``mismatch`` (the record is another task's or kind's),
+``missing`` or ``corrupt``."""
 
 FINISH = (
     _PRELUDE
@@ -180,8 +191,12 @@ if status == 'active' then
   redis.call('HSET', key, 'status', outcome_status, 'outcome', outcome,
              'finished', now_iso, 'sent', sent)
   redis.call('PEXPIRE', key, done_ms)
-  redis.call('ZREM', leases, id)
-  if sent == '0' then redis.call('ZADD', owed, now + grace, id) end
+  -- The holder keeps its lease until its completion is sent (MARK_SENT).
+  if sent == '0' then
+    redis.call('ZADD', owed, now + grace, id)
+  else
+    redis.call('ZREM', leases, id)
+  end
   local described = {}
   for i = 5, #KEYS do
     local d = describe(KEYS[i])
@@ -233,6 +248,7 @@ MARK_SENT = (
     _PRELUDE
     + """
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 'sent', '1')
   return 1
@@ -240,8 +256,9 @@ end
 return 0
 """
 )
-"""KEYS: signature, owed. ARGV: signature id. The outcome's callbacks were
-dispatched and its container told: the completion is no longer owed."""
+"""KEYS: signature, owed, leases. ARGV: signature id. The outcome's callbacks
+were dispatched and its container told: the completion is no longer owed,
+and its holder lets go."""
 
 RELEASE = (
     _PRELUDE

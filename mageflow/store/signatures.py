@@ -235,24 +235,30 @@ class SignatureStore:
         kind: str = TaskSignature.kind,
         lease: bool = True,
         run_id: str = "",
+        first_step: str | None = None,
     ) -> Activation:
-        """Claim the signature for one attempt (see :data:`scripts.ACTIVATE`)."""
+        """Claim the signature for one attempt (see :data:`scripts.ACTIVATE`).
+
+        ``first_step``: a chain's first step, owed its start with the
+        chain's message from the same step.
+        """
         key = keys.signature(signature_id)
-        reply = await self._call(
-            "ACTIVATE",
-            [key, keys.DUE, keys.LEASES],
-            [
-                token,
-                message,
-                now_ms(),
-                task,
-                kind,
-                self.ttl.lease_ms if lease else 0,
-                run_id,
-                signature_id,
-                _now_iso(),
-            ],
-        )
+        keys_ = [key, keys.DUE, keys.LEASES]
+        args: list[Any] = [
+            token,
+            message,
+            now_ms(),
+            task,
+            kind,
+            self.ttl.lease_ms if lease else 0,
+            run_id,
+            signature_id,
+            _now_iso(),
+        ]
+        if first_step is not None:
+            keys_.append(keys.signature(first_step))
+            args += [first_step, self.ttl.grace_ms]
+        reply = await self._call("ACTIVATE", keys_, args)
         word, payload = text(reply[0]), reply[1]
         if word == "missing":
             raise SignatureNotFoundError(
@@ -271,8 +277,13 @@ class SignatureStore:
         verdict = ActivationVerdict(word)
         if verdict in (ActivationVerdict.RUN, ActivationVerdict.FINISHED):
             record = fields_of(payload)
+            completing = len(reply) > 2 and text(reply[2]) == "1"
             return Activation(
-                verdict, record["status"], decode(signature_id, record), record
+                verdict,
+                record["status"],
+                decode(signature_id, record),
+                record,
+                completing,
             )
         return Activation(verdict, text(payload))
 
@@ -344,7 +355,9 @@ class SignatureStore:
         """Record that the outcome's callbacks were dispatched and its
         container told: its completion is no longer owed."""
         await self._call(
-            "MARK_SENT", [keys.signature(signature_id), keys.OWED], [signature_id]
+            "MARK_SENT",
+            [keys.signature(signature_id), keys.OWED, keys.LEASES],
+            [signature_id],
         )
 
     async def release(self, signature_id: str, token: str) -> bool:

@@ -1,0 +1,294 @@
+"""Fault injection: break five workflow shapes six ways; each must still end.
+
+The shapes (tests/fault_workflows.py): a task with success and error
+callbacks, a chain of 3, a swarm of 20 at cap 3, a chain whose middle step is
+a swarm, a swarm of chains. The faults:
+
+* **kill**: a real process running the workflow is SIGKILLed at a random
+  instant; a fresh process with the same task definitions recovers. Run
+  for many seeds (``MAGEFLOW_FAULT_SEEDS`` per shape, 60 by default); a
+  failure prints its seed, and ``MAGEFLOW_FAULT_SEED=<n>`` replays it;
+* **outage**: Redis is unreachable for 2 s at a random instant;
+* **timeout**: one step runs past its execution_timeout;
+* **validation**: one step's input fails its model;
+* **unregistered**: the success callback is a task no worker here runs;
+* **duplicates**: every start is delivered 100 times at once.
+
+After the fault and one recovery pass (``drain`` runs recovery until
+nothing is owed), :func:`fault_workflows.check` asserts: every workflow is
+final, every body ran once (twice only where a kill caught it mid-run), no
+swarm ran more items than its cap, and the success callback got the
+results in add order, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import fault_workflows as fw
+import pytest
+from faults import RedisProxy
+
+import mageflow
+from mageflow import HatchetMageflow, TaskError
+from mageflow.dispatch import RunRequest
+from mageflow.dispatch.local import LocalDispatcher
+
+HERE = Path(__file__).resolve().parent
+SEEDS = int(os.environ.get("MAGEFLOW_FAULT_SEEDS", "60"))
+ONLY_SEED = os.environ.get("MAGEFLOW_FAULT_SEED")
+
+
+def backend(client: HatchetMageflow) -> LocalDispatcher:
+    assert isinstance(client.dispatch_backend, LocalDispatcher)
+    return client.dispatch_backend
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[HatchetMageflow]:
+    client = mageflow.Mageflow(redis_client=redis_url, backend="local")
+    await client.redis.flushdb()
+    fw.declare(client)
+    try:
+        with client.use():
+            yield client
+    finally:
+        await backend(client).close()
+        await client.store.connection.aclose()
+
+
+async def start(client: HatchetMageflow, built: fw.Built) -> None:
+    root = await client.load_signature(built.root)
+    assert root is not None
+    await root.aio_run_no_wait({})
+
+
+# --- kill at a random instant ----------------------------------------------------
+
+
+class Zygote:
+    """The forking child process of tests/fault_child.py, line by line."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "fault_child.py")],
+            cwd=HERE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(HERE)},
+        )
+
+    async def line(self, prefix: str) -> str:
+        assert self.process.stdout is not None
+
+        def read() -> str:
+            assert self.process.stdout is not None
+            while True:
+                text = self.process.stdout.readline()
+                if not text:
+                    raise RuntimeError("the fault child process exited")
+                if text.startswith(prefix):
+                    return text[len(prefix) :].strip()
+
+        return await asyncio.wait_for(asyncio.to_thread(read), 60)
+
+    def send(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def zygote() -> Iterator[Zygote]:
+    zygote = Zygote()
+    try:
+        yield zygote
+    finally:
+        zygote.close()
+
+
+async def _killed_case(
+    client: HatchetMageflow, zygote: Zygote, url: str, shape: str, seed: int
+) -> None:
+    rng = random.Random(seed)
+    await client.redis.flushdb()
+    zygote.send(f"{url} {shape}")
+    pid = int(await zygote.line("PID "))
+    built = fw.Built(**json.loads(await zygote.line("STARTED ")))
+    # The workflows take 10-150 ms here: most kills land mid-flight, some
+    # right away, a few after the end.
+    await asyncio.sleep(rng.uniform(0, 0.15))  # ok: the random instant of the kill
+    os.kill(pid, signal.SIGKILL)
+    assert int(await zygote.line("REAPED ")) == pid
+    # A body the kill caught before its outcome was recorded runs again
+    # (bodies run at least once): those may show two runs, no others.
+    killed_mid_run = await fw.unsettled(client)
+    await client.recover(grace=timedelta(0))  # a fresh process, same tasks
+    await backend(client).drain(timeout=60)
+    await fw.check(client, built, killed_mid_run=killed_mid_run)
+
+
+@pytest.mark.parametrize("shape", fw.SHAPES)
+async def test_kill_at_a_random_instant(
+    client: HatchetMageflow, zygote: Zygote, redis_url: str, shape: str
+) -> None:
+    seeds = [int(ONLY_SEED)] if ONLY_SEED else range(SEEDS)
+    for seed in seeds:
+        try:
+            await _killed_case(client, zygote, redis_url, shape, seed)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"shape {shape!r}, seed {seed} (replay: "
+                f"MAGEFLOW_FAULT_SEED={seed} pytest {__file__} -k "
+                f"'kill and {shape}'): {exc}"
+            ) from exc
+
+
+# --- in-process faults -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", fw.SHAPES)
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_redis_unreachable_for_two_seconds(
+    redis_url: str, shape: str, seed: int
+) -> None:
+    proxy = RedisProxy(redis_url)
+    url = await proxy.start()
+    client = mageflow.Mageflow(redis_client=url, backend="local")
+    await client.redis.flushdb()
+    fw.declare(client)
+    try:
+        with client.use():
+            built = await fw.build(client, shape)
+            await start(client, built)
+            await asyncio.sleep(
+                random.Random(seed).uniform(0, 0.03)
+            )  # ok: fault instant
+            await proxy.outage(2.0)
+            await backend(client).drain(timeout=60)
+            await fw.check(client, built)
+    finally:
+        await backend(client).close()
+        await client.store.connection.aclose()
+        await proxy.close()
+
+
+def _chosen_slot_error(tree_expected: Any, got: Any, kind: str) -> None:
+    """The swarm shapes: the chosen item's slot holds its TaskError, the
+    others their results, in add order."""
+    assert isinstance(got, list)
+    assert len(got) == len(tree_expected)
+    errors = [i for i, value in enumerate(got) if value != tree_expected[i]]
+    assert len(errors) == 1, got
+    assert TaskError.model_validate(got[errors[0]]).kind == kind
+
+
+async def _broken_step(client: HatchetMageflow, shape: str, kind: str) -> None:
+    built = (
+        await fw.build(client, shape, step="slow")
+        if kind == "timeout"
+        else await fw.build(client, shape, bad="not-a-number")
+    )
+    if shape == "task" and kind == "validation":
+        # A start you ask for yourself is refused at once, and nothing runs.
+        with pytest.raises(mageflow.errors.InputValidationError, match="x:"):
+            await start(client, built)
+        root = await client.load_signature(built.root)
+        assert root is not None
+        assert root.status.value == "pending"
+        assert not await client.redis.hgetall(f"{fw.PREFIX}:runs")
+        return
+    await start(client, built)
+    await backend(client).drain(timeout=60)
+    tree = await fw.check(client, built, allow_failure=True, compare=False)
+    if shape in ("task", "chain"):
+        assert tree.status == "failed"
+        error = TaskError.model_validate(await fw.received(client, built.error))
+        assert error.kind == kind
+    elif shape == "chain-with-swarm":
+        assert tree.status == "done"  # a failed item only fills its slot
+        assert await fw.received(client, built.success) == {"n": 5}
+    else:
+        assert tree.status == "done"
+        _chosen_slot_error(
+            built.expected, await fw.received(client, built.success), kind
+        )
+
+
+@pytest.mark.parametrize("shape", fw.SHAPES)
+async def test_a_step_that_times_out(client: HatchetMageflow, shape: str) -> None:
+    await _broken_step(client, shape, "timeout")
+
+
+@pytest.mark.parametrize("shape", fw.SHAPES)
+async def test_a_step_whose_input_fails_validation(
+    client: HatchetMageflow, shape: str
+) -> None:
+    await _broken_step(client, shape, "validation")
+
+
+@pytest.mark.parametrize("shape", fw.SHAPES)
+async def test_an_unregistered_success_callback(
+    client: HatchetMageflow, redis_url: str, shape: str
+) -> None:
+    other = mageflow.Mageflow(redis_client=redis_url, backend="local")
+
+    @other.task(name="elsewhere")
+    async def elsewhere(msg: fw.Callback) -> None:
+        return None
+
+    try:
+        unknown = await other.sign("elsewhere")
+    finally:
+        await other.store.connection.aclose()
+    built = await fw.build(client, shape, success=unknown)
+    await start(client, built)
+    await backend(client).drain(timeout=60)
+    tree = await fw.check(client, built, compare=False)
+    assert tree.status == "done"  # the workflow itself ended well
+    callback = await client.load_signature(unknown.id)
+    assert callback is not None
+    assert callback.status.value == "failed"  # and its callback failed, alone
+    record = await client.store.load_record(unknown.id)
+    assert record is not None
+    assert TaskError.model_validate_json(record["outcome"]).kind == "unknown_task"
+
+
+@pytest.mark.parametrize("shape", fw.SHAPES)
+async def test_every_start_delivered_a_hundred_times(
+    client: HatchetMageflow, shape: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = LocalDispatcher.trigger
+    deliveries = [0]
+
+    async def hundredfold(self: LocalDispatcher, request: RunRequest) -> str:
+        ids = await asyncio.gather(*(real(self, request) for _ in range(100)))
+        deliveries[0] += 100
+        return ids[0]
+
+    async def many(self: LocalDispatcher, requests: Any) -> list[str]:
+        return [await hundredfold(self, request) for request in requests]
+
+    monkeypatch.setattr(LocalDispatcher, "trigger", hundredfold)
+    monkeypatch.setattr(LocalDispatcher, "trigger_many", many)
+    built = await fw.build(client, shape)
+    await start(client, built)
+    await backend(client).drain(timeout=120)
+    assert deliveries[0] >= 200  # the root and its callback at least
+    await fw.check(client, built)
