@@ -121,7 +121,7 @@ class HatchetMageflow(Hatchet):
         self._mageflow_redis = redis
         self._param_config = param_config
         self.backend: Backend = backend
-        self.registry = TaskRegistry()
+        self.registry = TaskRegistry(self.namespace or "")
         self.dependency_overrides: dict[object, Override] = {}
         """Test-time replacements for dependencies and injectables, keyed by
         the ``Depends`` function or the ``Context`` / ``TaskSignature`` type.

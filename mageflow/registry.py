@@ -35,19 +35,32 @@ class RegisteredTask:
 class TaskRegistry:
     """Declared tasks by name; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, namespace: str = "") -> None:
         self._tasks: dict[str, RegisteredTask] = {}
+        self.namespace = namespace
+        """The Hatchet namespace the client's task names carry (``""``:
+        none). A name given without it names the same task."""
 
     def add(self, task: RegisteredTask) -> None:
         self._tasks[task.standalone.name] = task
 
+    def canonical(self, name: str) -> str:
+        """``name`` as the engine knows it: with the namespace."""
+        if not self.namespace or name.startswith(self.namespace):
+            return name
+        return self.namespace + name
+
     def get(self, name: str) -> RegisteredTask | None:
-        """The task declared under ``name``, if any."""
-        return self._tasks.get(name)
+        """The task declared under ``name`` (with or without the
+        namespace), if any."""
+        found = self._tasks.get(name)
+        if found is None and self.namespace:
+            found = self._tasks.get(self.canonical(name))
+        return found
 
     def owns(self, standalone: Standalone[Any, Any]) -> bool:
         """Whether this very task object was declared here."""
-        registered = self._tasks.get(standalone.name)
+        registered = self.get(standalone.name)
         return registered is not None and registered.standalone is standalone
 
     def names(self) -> list[str]:
@@ -58,7 +71,7 @@ class TaskRegistry:
 
         :raises UnknownTaskError: no task of that name was declared here.
         """
-        registered = self._tasks.get(name)
+        registered = self.get(name)
         if registered is None:
             known = ", ".join(self.names()) or "none"
             raise UnknownTaskError(

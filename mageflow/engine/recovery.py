@@ -19,9 +19,10 @@ works through what is overdue in each:
     taken over, and sent again if attempts remain, else failed as ``lost``.
 
 Recovery is safe to run anywhere, any number of times, on many workers at
-once: each overdue entry is claimed atomically (and pushed back by the grace)
-before it is worked on, and every step it takes is a transition that checks
-state on the server.
+once: each overdue start or completion is claimed atomically (and pushed
+back by the grace) before it is worked on, a take-over checks atomically
+that the holder it found gone still holds the signature, and every step it
+takes is a transition that checks state on the server.
 """
 
 from __future__ import annotations
@@ -134,9 +135,7 @@ class Recovery:
             await self._guarded(self._start, signature_id, report)
         # Leases are scored by when they run out: by default, act on expiry.
         leases_before = now if grace is None else now + ttl.lease_ms - _ms(grace)
-        for signature_id in await self._store.claim_overdue(
-            keys.LEASES, leases_before, BATCH
-        ):
+        for signature_id in await self._store.expired_leases(leases_before, BATCH):
             await self._guarded(self._take_over, signature_id, report)
         if report.acted:
             logger.info("mageflow: recovery pass: %s", report)

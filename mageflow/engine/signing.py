@@ -121,7 +121,7 @@ class Signer:
         if isinstance(task, str):
             registered = self._registry.get(task)
             if registered is not None:
-                return task, registered.return_field
+                return registered.standalone.name, registered.return_field
             if self._strict:
                 raise UnknownTaskError(
                     f"no task named {task!r} is declared on this client. Known "

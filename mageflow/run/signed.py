@@ -94,12 +94,14 @@ async def run_signed(
     engine = runtime.engine
     raw_message = message_data(input, f"signature {signature_id}")
     token = new_token()
+    registry = engine.registry
     activation = await engine.store.activate(
         signature_id,
         token,
         dumps(raw_message),
-        task=plan.task_name,
+        task=registry.canonical(plan.task_name),
         run_id=ctx.workflow_run_id or "",
+        namespace=registry.namespace,
     )
     if activation.verdict is ActivationVerdict.MISMATCH:
         raise SignatureMismatchError(

@@ -111,7 +111,10 @@ if problem == 'missing' then
 end
 if problem then return {'corrupt', problem} end
 local stored_task = redis.call('HGET', key, 'task')
-if kind ~= want_kind or (task ~= '' and stored_task ~= task) then
+-- A name signed without the client's namespace names the same task.
+local same_task = task == '' or stored_task == task
+  or (stored_task and ARGV[12] .. stored_task == task)
+if kind ~= want_kind or not same_task then
   return {'mismatch', kind .. ' ' .. tostring(stored_task)}
 end
 redis.call('ZREM', due, id)
@@ -162,8 +165,9 @@ return {'canceled', status}
 """KEYS: signature, due, leases, and for a chain its first step. ARGV:
 holder token, message JSON, now (ms), task name (``''``: any), the kind
 expected, lease ms (0: no lease, for a container), Hatchet run id,
-signature id, now (ISO), and for a chain the first step's id and the grace
-ms (its start is owed, atomically, with the chain's).
+signature id, now (ISO), for a chain the first step's id and the grace ms
+(its start is owed, atomically, with the chain's; else two empty values),
+and the client's Hatchet namespace.
 
 ``run`` (with the record) when this attempt holds the signature now: it was
 pending, or held by nobody alive (its holder's lease ran out or was

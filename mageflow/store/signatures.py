@@ -236,11 +236,13 @@ class SignatureStore:
         lease: bool = True,
         run_id: str = "",
         first_step: str | None = None,
+        namespace: str = "",
     ) -> Activation:
         """Claim the signature for one attempt (see :data:`scripts.ACTIVATE`).
 
         ``first_step``: a chain's first step, owed its start with the
-        chain's message from the same step.
+        chain's message from the same step. ``namespace``: the Hatchet
+        namespace ``task`` carries, which a stored name may lack.
         """
         key = keys.signature(signature_id)
         keys_ = [key, keys.DUE, keys.LEASES]
@@ -258,6 +260,9 @@ class SignatureStore:
         if first_step is not None:
             keys_.append(keys.signature(first_step))
             args += [first_step, self.ttl.grace_ms]
+        else:
+            args += ["", 0]
+        args.append(namespace)
         reply = await self._call("ACTIVATE", keys_, args)
         word, payload = text(reply[0]), reply[1]
         if word == "missing":
@@ -487,6 +492,19 @@ class SignatureStore:
             "CLAIM", [index], [before_ms, now_ms() + self.ttl.grace_ms, limit]
         )
         return [text(x) for x in reply]
+
+    async def expired_leases(self, before_ms: int, limit: int) -> list[str]:
+        """Held signatures whose lease ran out before ``before_ms``.
+
+        Read, not claimed: a lease's score *is* its expiry, so pushing it
+        back would make a dead holder look alive. Taking one over is the
+        atomic step (:meth:`take_over`)."""
+        raw = await self._read(
+            lambda: self.redis.zrangebyscore(
+                keys.LEASES, "-inf", before_ms, start=0, num=limit
+            )
+        )
+        return [text(x) for x in raw]
 
     async def take_over(self, signature_id: str, holder: str) -> int | None:
         """Free a signature whose holder ``holder`` is gone (its lease ran

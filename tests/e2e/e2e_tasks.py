@@ -24,10 +24,15 @@ from hatchet_sdk import Context, Depends, DurableContext, Hatchet
 from pydantic import BaseModel
 
 import mageflow
-from mageflow import AcceptParams, ReturnValue, TaskError, TaskSignature
+from mageflow import AcceptParams, ReturnValue, TaskError, TaskSignature, TTLConfig
 
 hatchet = Hatchet()
-mf = mageflow.Mageflow(hatchet)  # REDIS_URL from the environment
+# REDIS_URL from the environment. Recovery waits 5 s (not 30) before it acts
+# on a start that has not begun, and workers run it every 2 s, so the tests
+# that need it do not wait long; leases keep their default of 15 s, below
+# the engine's 30 s heartbeat timeout.
+mf = mageflow.Mageflow(hatchet, ttl=TTLConfig(grace=timedelta(seconds=5)))
+mf.recovery_interval = timedelta(seconds=2)
 mf_all = mageflow.Mageflow(hatchet, param_config=AcceptParams.ALL)
 
 # stagger: a window much longer than the timeout, so most delays outlast it
@@ -293,7 +298,48 @@ async def swarm_item(msg: Item) -> dict[str, int]:
     return {"i": msg.i}
 
 
+# --- liveness: timeouts, invalid inputs, stop ---------------------------------------
+
+
+class Receipts(BaseModel):
+    receipts: ReturnValue[list[Receipt]]  # a failed item's slot is not a Receipt
+    key: str
+
+
+@mf.task(name="e2e-total")
+async def total(msg: Receipts) -> Receipt:
+    await record_event(msg.key, "total")
+    return Receipt(key=msg.key, total=sum(r.total for r in msg.receipts))
+
+
+@mf.task(name="e2e-hang", retries=0, execution_timeout=timedelta(seconds=3))
+async def hang(msg: Order, ctx: Context) -> Receipt:
+    """Never returns on its own: its timeout, or a stop, ends it."""
+    await record_event(msg.key, "hang-start", attempt=ctx.attempt_number)
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        await record_event(msg.key, "hang-cancelled", flagged=ctx.is_cancelled)
+        raise
+    return Receipt(key=msg.key, total=0.0)
+
+
+@mf.task(name="e2e-long", retries=0, execution_timeout=timedelta(minutes=5))
+async def long(msg: Order, ctx: Context) -> Receipt:
+    """Like e2e-hang, with a timeout too long to matter: only a stop ends it."""
+    await record_event(msg.key, "long-start")
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        await record_event(msg.key, "long-cancelled", flagged=ctx.is_cancelled)
+        raise
+    return Receipt(key=msg.key, total=0.0)
+
+
 ALL_TASKS = [
+    total,
+    hang,
+    long,
     ping,
     annotated,
     with_ctx_task,
@@ -319,6 +365,15 @@ ALL_TASKS = [
 # test controls.
 
 
+UNIT_ENTER = """
+redis.call('SADD', KEYS[1], ARGV[1])
+local now = redis.call('SCARD', KEYS[1])
+local peak = tonumber(redis.call('GET', KEYS[2]) or '0')
+if now > peak then redis.call('SET', KEYS[2], now) end
+return now
+"""
+
+
 class GatedItem(BaseModel):
     key: str
     i: int
@@ -337,6 +392,11 @@ GATE_TIMEOUT = 240.0
 )
 async def kill_item(msg: GatedItem, ctx: Context) -> dict[str, int]:
     await mf.redis.hincrby(f"e2e:starts:{msg.key}", str(msg.i), 1)
+    # The items running now, as a set: a killed item stays in it until its
+    # re-delivery ends, so its slot counts while the engine moves it.
+    await mf.redis.eval(
+        UNIT_ENTER, 2, f"e2e:units:{msg.key}", f"e2e:peak:{msg.key}", str(msg.i)
+    )
     # which worker process ran this start, and the engine's attempt number
     where = json.dumps({"pid": os.getpid(), "attempt": ctx.attempt_number})
     await mf.redis.rpush(f"e2e:where:{msg.key}:{msg.i}", where)
@@ -346,6 +406,7 @@ async def kill_item(msg: GatedItem, ctx: Context) -> dict[str, int]:
             raise TimeoutError(f"e2e: the gate of {msg.key} never opened")
         await asyncio.sleep(GATE_POLL)  # ok: polling the gate's key
     await mf.redis.hincrby(f"e2e:done:{msg.key}", str(msg.i), 1)
+    await mf.redis.srem(f"e2e:units:{msg.key}", str(msg.i))
     return {"i": msg.i}
 
 
@@ -354,4 +415,23 @@ async def kill_collect(msg: Collected) -> None:
     await record_event(msg.key, "collected", result=msg.result)
 
 
-KILL_TASKS = [kill_item, kill_collect]
+class Frozen(BaseModel):
+    key: str
+
+
+@mf.task(name="e2e-freeze", retries=0, execution_timeout=timedelta(minutes=5))
+async def freeze(msg: Frozen, ctx: Context) -> dict[str, int]:
+    """Records which worker runs it, then waits for the test's gate."""
+    await record_event(
+        msg.key, "freeze-start", pid=os.getpid(), attempt=ctx.attempt_number
+    )
+    deadline = time.monotonic() + GATE_TIMEOUT
+    while not await mf.redis.exists(f"e2e:gate:{msg.key}"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"e2e: the gate of {msg.key} never opened")
+        await asyncio.sleep(GATE_POLL)  # ok: polling the gate's key
+    await record_event(msg.key, "freeze-end", pid=os.getpid())
+    return {"pid": os.getpid()}
+
+
+KILL_TASKS = [kill_item, kill_collect, freeze]

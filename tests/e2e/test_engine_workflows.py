@@ -9,25 +9,33 @@ facts, or for a run's own end, with a timeout, never a fixed sleep.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import subprocess
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from e2e_helpers import (
+    KILL_WORKER,
+    RUN_TIMEOUT,
+    counts,
+    events,
+    events_named,
+    eventually,
+    key,
+    status,
+    statuses,
+    within,
+)
 from redis.asyncio import Redis
 
-from mageflow import HatchetMageflow, SignatureStatus, TaskError
+from mageflow import SignatureStatus, TaskError
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
-RUN_TIMEOUT = float(os.environ.get("MAGEFLOW_E2E_RUN_TIMEOUT", "60"))
 # REDELIVERY. How Hatchet v0.105.0 re-delivers a dead worker's runs, and what
 # decides how soon (read from the engine's source and seen on this engine):
 #
@@ -50,59 +58,6 @@ RUN_TIMEOUT = float(os.environ.get("MAGEFLOW_E2E_RUN_TIMEOUT", "60"))
 # with the defaults; the suite changes no setting. A shorter execution_timeout
 # with retries would rerun sooner, but through a timeout, not a re-delivery.
 REDELIVERY_TIMEOUT = float(os.environ.get("MAGEFLOW_E2E_REDELIVERY_TIMEOUT", "150"))
-
-T = TypeVar("T")
-
-KILL_WORKER = "mageflow-e2e-kill"
-
-
-def key() -> str:
-    return uuid.uuid4().hex
-
-
-async def within(awaitable: Awaitable[T], seconds: float = RUN_TIMEOUT) -> T:
-    """Await a run, failing the test (not hanging it) after ``seconds``."""
-    return await asyncio.wait_for(awaitable, timeout=seconds)
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    what: str,
-    timeout: float = RUN_TIMEOUT,
-) -> T:
-    """Poll ``probe`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"timed out after {timeout}s waiting for {what} (last: {value!r})"
-            )
-        await asyncio.sleep(0.1)  # ok: polling interval for a condition
-
-
-async def events(redis: Redis, k: str) -> list[dict[str, Any]]:
-    return [json.loads(e) for e in await redis.lrange(f"e2e:events:{k}", 0, -1)]
-
-
-async def events_named(redis: Redis, k: str, name: str) -> list[dict[str, Any]]:
-    return [e for e in await events(redis, k) if e["event"] == name]
-
-
-async def status(mf: HatchetMageflow, signature_id: str) -> SignatureStatus:
-    signature = await mf.load_signature(signature_id)
-    assert signature is not None, f"signature {signature_id} is gone"
-    return signature.status
-
-
-async def statuses(mf: HatchetMageflow, ids: list[str]) -> list[SignatureStatus]:
-    return [await status(mf, i) for i in ids]
-
-
-async def counts(redis: Redis, name: str) -> dict[int, int]:
-    return {int(i): int(n) for i, n in (await redis.hgetall(name)).items()}
 
 
 @pytest.fixture(autouse=True)
@@ -154,13 +109,16 @@ async def test_failing_signed_task_fires_its_error_callback(
         lambda: events_named(redis, k, "on-failure"), "the error callback"
     )
     assert called["type"] == "TaskError"
-    assert TaskError.model_validate(called["failure"]) == TaskError(
+    failure = TaskError.model_validate(called["failure"])
+    assert failure.model_dump(exclude={"traceback"}) == TaskError(
         error_type="ValueError",
         message=f"out of {k}",
         signature_id=signature.id,
         task_name=signature.task_name,
         original_message={"key": k, "quantity": 4, "fail": True, "fail_times": 0},
-    )
+    ).model_dump(exclude={"traceback"})
+    assert failure.traceback is not None
+    assert "ValueError" in failure.traceback
     assert await statuses(mf, [signature.id, on_ok.id, on_err.id]) == [
         SignatureStatus.FAILED,
         SignatureStatus.PENDING,  # the success callback never ran
@@ -341,7 +299,7 @@ async def test_swarm_of_200_holds_its_cap_on_the_real_engine(
 # --- a worker killed with SIGKILL in the middle of a swarm -------------------------
 
 
-async def test_sigkilled_worker_mid_swarm_loses_nothing_and_repeats_nothing(
+async def test_sigkilled_worker_mid_swarm_holds_its_cap_and_repeats_nothing(
     tasks: ModuleType, redis: Redis, start_worker: Any
 ) -> None:
     """Kill the only worker that can run the swarm's items while five of them
@@ -412,6 +370,9 @@ async def test_sigkilled_worker_mid_swarm_loses_nothing_and_repeats_nothing(
         ], f"item {i}"
     assert collected["result"] == [{"i": i} for i in range(n)]
     assert len(await events_named(redis, k, "collected")) == 1
+    # the cap held the whole time, re-delivery included: a killed item kept
+    # its slot until its second run ended, so no sixth item started
+    assert int(await redis.get(f"e2e:peak:{k}") or 0) == cap
     assert await statuses(mf, [swarm.id, on_ok.id]) == [
         SignatureStatus.DONE,
         SignatureStatus.DONE,
