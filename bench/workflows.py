@@ -18,6 +18,7 @@ import asyncio
 import os
 import platform
 import time
+from collections import Counter
 from typing import Any
 
 from pydantic import BaseModel
@@ -26,6 +27,7 @@ from redis.asyncio.connection import AbstractConnection
 import mageflow
 from mageflow.dispatch.local import LocalDispatcher
 from mageflow.embedded import ensure_redis
+from mageflow.store.signatures import SignatureStore
 
 
 class Item(BaseModel):
@@ -46,6 +48,40 @@ class RoundTrips:
             await real(self, command, check_health)
 
         AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+
+
+class ByOperation:
+    """Counts the store's calls by script (and plain reads), to show where
+    the round trips go, and what the debts and leases cost among them."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        real_call, real_read = SignatureStore._call, SignatureStore._read
+        counter = self
+
+        async def call(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+            counter.calls[name] += 1
+            return await real_call(self, name, *args, **kwargs)
+
+        async def read(self: Any, *args: Any, **kwargs: Any) -> Any:
+            counter.calls["(read)"] += 1
+            return await real_read(self, *args, **kwargs)
+
+        SignatureStore._call = call  # type: ignore[method-assign]
+        SignatureStore._read = read  # type: ignore[method-assign]
+
+
+CARRIES = {
+    "ACTIVATE": "claims the item; clears its owed start; takes its lease",
+    "FINISH": "records the outcome; owes its completion (its lease stays)",
+    "SWARM_ITEM_DONE": "frees the slot; starts the next item, owing its start",
+    "MARK_SENT": "clears the owed completion; drops the lease",
+    "RENEW": "renews every lease this process holds, every 5 s",
+    "CLAIM": "recovery: takes overdue debts (drain runs a pass when idle)",
+    "(read)": "plain reads: the swarm record, results, expired leases",
+    "MARK_DUE": "a start you ask for is owed before it is sent (once)",
+    "SWARM_START": "activates the swarm; starts and owes its first items (once)",
+}
 
 
 def machine() -> str:
@@ -129,6 +165,28 @@ async def main(quick: bool) -> None:
             "round trips/item includes the swarm's start and its success "
             "callback, which amortize; 'redis busy' is redis-server CPU time "
             "over wall time: the rest is Python (the in-process runner)."
+        )
+
+        # Where the round trips of one swarm go, by operation.
+        size = 1_000
+        swarm = await client.swarm(max_concurrency=50, success="collect")
+        await swarm.add([await client.sign("noop", x=i) for i in range(size)])
+        await swarm.close()
+        ops = ByOperation()
+        await swarm.aio_run_no_wait({})
+        await local.drain(timeout=600)
+        print()
+        print(f"where the round trips of a swarm of {size:,} go:")
+        print(f"{'operation':<18}{'calls':>7}{'per item':>10}  what it carries")
+        print("-" * 90)
+        for name, calls in ops.calls.most_common():
+            print(f"{name:<18}{calls:>7}{calls / size:>10.3f}  {CARRIES.get(name, '')}")
+        debt_scripts = {"RENEW", "CLAIM", "MARK_DUE", "TAKE_OVER", "RELEASE"}
+        extra = sum(n for name, n in ops.calls.items() if name in debt_scripts)
+        print(
+            f"debts and leases: {extra / size:.3f} extra round trips per item "
+            "(they ride in the four scripts every item already runs; the "
+            "extras are recovery's passes and lease renewals, per process)."
         )
         await client.redis.aclose()
 
