@@ -16,6 +16,7 @@ from mageflow import HatchetMageflow, ReturnValue, TaskError
 from mageflow.cli import main
 from mageflow.dispatch.local import LocalDispatcher
 from mageflow.store import keys
+from mageflow.testing import offline_token
 
 
 class Order(BaseModel):
@@ -153,3 +154,34 @@ def test_python_dash_m_mageflow_runs_the_cli(redis_url: str) -> None:
     )
     assert missing.returncode == 1, missing.stderr
     assert "no signature some-id" in missing.stderr
+
+
+def test_recover_runs_one_pass_and_says_what_it_did(
+    redis_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A token for an engine that is not there: a pass with nothing owed
+    # never needs it, and says what it did (nothing).
+    monkeypatch.setenv("HATCHET_CLIENT_TOKEN", offline_token())
+    assert main(["recover", "--redis-url", redis_url, "--grace", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mageflow recover: completed 0, resent 0")
+
+
+def test_recover_without_an_engine_says_how_to_name_one(
+    redis_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HATCHET_CLIENT_TOKEN", raising=False)
+    assert main(["recover", "--redis-url", redis_url]) == 1
+    assert "HATCHET_CLIENT_TOKEN" in capsys.readouterr().err
+
+
+def test_recover_without_redis_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert main(["recover"]) == 2
+    assert "REDIS_URL" in capsys.readouterr().err

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import uuid
 
 from mageflow.store import SignatureStore
@@ -22,9 +24,17 @@ from mageflow.store import SignatureStore
 logger = logging.getLogger("mageflow")
 
 
+_PROCESS = f"{socket.gethostname()}:{os.getpid()}"
+
+
 def new_token() -> str:
-    """A holder token: unique for each attempt."""
-    return uuid.uuid4().hex
+    """A holder token: unique for each attempt, and naming the process
+    (host and pid) that runs it, for whoever reads the record."""
+    pid = os.getpid()  # a forked child is another holder
+    process = (
+        _PROCESS if _PROCESS.endswith(f":{pid}") else f"{socket.gethostname()}:{pid}"
+    )
+    return f"{process}:{uuid.uuid4().hex}"
 
 
 class LeaseKeeper:
