@@ -27,6 +27,7 @@ from typing import Any
 from hatchet_sdk.runnables.workflow import BaseWorkflow, Standalone
 
 from mageflow._hatchet import current_task_run_id
+from mageflow.engine import bound as bound_inputs
 from mageflow.engine.inputs import jsonable
 from mageflow.errors import UnknownTaskError
 from mageflow.registry import RegisteredTask, TaskRegistry
@@ -107,6 +108,10 @@ class Signer:
         (the local backend can only run its own tasks; on Hatchet a name may
         belong to another worker).
     :param find_task: finds a task object declared with any mageflow client.
+
+    Bound kwargs are checked against the task's input model when the task is
+    declared in this process (see :mod:`mageflow.engine.bound`); each task's
+    check is built once, at its first signature with something bound.
     """
 
     def __init__(
@@ -115,13 +120,23 @@ class Signer:
         self._registry = registry
         self._strict = strict_names
         self._find_task = find_task
+        # By id of the task object, which the entry keeps alive (so the id
+        # is never reused while it is here).
+        self._checks: dict[
+            int, tuple[Standalone[Any, Any], bound_inputs.BoundCheck | None]
+        ] = {}
 
     def resolve(self, task: TaskRef) -> tuple[str, str | None]:
         """The task's name and the input field that receives a result."""
+        name, registered = self._lookup(task)
+        return name, None if registered is None else registered.return_field
+
+    def _lookup(self, task: TaskRef) -> tuple[str, RegisteredTask | None]:
+        """The task's name, and the task when this process declares it."""
         if isinstance(task, str):
             registered = self._registry.get(task)
             if registered is not None:
-                return registered.standalone.name, registered.return_field
+                return registered.standalone.name, registered
             if self._strict:
                 raise UnknownTaskError(
                     f"no task named {task!r} is declared on this client. Known "
@@ -138,7 +153,7 @@ class Signer:
                     "@client.task(...).",
                     task_name=task.name,
                 )
-            return task.name, found.return_field
+            return task.name, found
         raise TypeError(
             f"expected a task or a task name, got {type(task).__name__}: {task!r}."
         )
@@ -154,17 +169,35 @@ class Signer:
         """A new, unsaved signature of ``task`` with ``kwargs`` bound.
 
         Its id is ``signature_id`` when given, else :func:`new_id`'s.
+
+        :raises InputValidationError: a bound kwarg is not a field of the
+            task's input, or its value does not validate as that field (the
+            kwargs are checked as the JSON that is stored).
         """
-        name, return_field = self.resolve(task)
+        name, registered = self._lookup(task)
         bound = jsonable(dict(kwargs))
+        if bound and registered is not None:
+            check = self._check_of(registered.standalone)
+            if check is not None:
+                check.refuse(name, bound)
         identifiers = jsonable(dict(task_identifiers or {}))
         return TaskSignature(
             id=signature_id or new_id(name, [bound, identifiers]),
             task_name=name,
             kwargs=bound,
             task_identifiers=identifiers,
-            return_field=return_field,
+            return_field=None if registered is None else registered.return_field,
         )
+
+    def _check_of(
+        self, standalone: Standalone[Any, Any]
+    ) -> bound_inputs.BoundCheck | None:
+        """``standalone``'s bound-input check, built at its first use."""
+        cached = self._checks.get(id(standalone))
+        if cached is None:
+            cached = (standalone, bound_inputs.check_for(standalone))
+            self._checks[id(standalone)] = cached
+        return cached[1]
 
     def callbacks(
         self,
