@@ -71,9 +71,13 @@ def make_task_callable(cell: PlanCell, runtime: TaskRuntime) -> TaskCallable:
     run_task.__doc__ = getattr(fn, "__doc__", None)
     # Hatchet builds the output validator from get_type_hints(run_task); give it
     # the user's resolved return type, so aio_run() returns the validated model.
-    run_task.__annotations__ = (
-        {} if plan.return_hint is NO_RETURN_HINT else {"return": plan.return_hint}
-    )
+    # Without one Hatchet would pick EmptyModel: a dict output then warns
+    # (PydanticSerializationUnexpectedValue) on every run, a model output is
+    # sent as {} and aio_run() returns an EmptyModel. Any passes the output
+    # through as JSON data, which is what a signed run returns for the task.
+    run_task.__annotations__ = {
+        "return": Any if plan.return_hint is NO_RETURN_HINT else plan.return_hint
+    }
     # Hatchet calls inspect.signature() on the task function on every run;
     # a precomputed one turns that into an attribute read.
     run_task.__signature__ = inspect.signature(run_task)  # type: ignore[attr-defined]
