@@ -64,6 +64,14 @@ class Work(BaseModel):
     """What counts as one running item of that swarm (an item, or a chain)."""
 
 
+class Picky(Work):
+    """Work whose ``result`` must be an int: what a step, an item or a
+    chain passes it at run time (a dict, or nothing) never is. Bound kwargs
+    are checked when signing, so this is how a bad input reaches a run."""
+
+    result: int
+
+
 class Callback(BaseModel):
     result: Any = None
 
@@ -130,6 +138,10 @@ def declare(client: HatchetMageflow) -> None:
         await marks.leave(signature, msg)
         return {"v": value + 1}
 
+    @client.task(name="picky")
+    async def picky(msg: Picky) -> dict[str, int]:
+        raise AssertionError("picky's input never validates, so it never runs")
+
     @client.task(name="slow", execution_timeout=timedelta(milliseconds=300))
     async def slow(msg: Work, signature: TaskSignature | None) -> dict[str, int]:
         await marks.enter(signature, msg)
@@ -171,27 +183,26 @@ async def build(
     shape: str,
     *,
     step: str = "work",
-    bad: str = "",
+    bad: bool = False,
     success: TaskSignature[Any] | None = None,
 ) -> Built:
     """Sign (not start) one workflow of ``shape``.
 
     ``step`` is the task of one chosen step or item (``slow`` for a
-    timeout); ``bad`` gives that one step a kwarg its input model refuses;
+    timeout); ``bad`` makes that one step ``picky``, whose input the run
+    time message never satisfies;
     ``success`` replaces the success callback (a task no worker here runs).
     """
 
     async def one(x: int, chosen: bool = False, **bound: Any) -> TaskSignature[Any]:
-        kwargs: dict[str, Any] = {"x": x, **bound}
-        if chosen and bad:
-            kwargs["x"] = bad  # not an int: the input does not validate
-        return await client.sign(step if chosen else "work", **kwargs)
+        task = ("picky" if bad else step) if chosen else "work"
+        return await client.sign(task, x=x, **bound)
 
     success = success or await client.sign("cb")
     error = await client.sign("cb")
     if shape == "task":
         root = await client.sign(
-            step, success=success, error=error, **({"x": bad} if bad else {"x": 1})
+            "picky" if bad else step, success=success, error=error, x=1
         )
         return Built(shape, root.id, success.id, error.id, {"v": 2})
     if shape == "chain":
