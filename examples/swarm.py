@@ -66,6 +66,7 @@ async def main() -> None:
             [await client.sign(square, n=n) for n in range(18)],
             max_concurrency=4,
             success=collect,
+            open=True,  # more items are added below, then close()
         )
         await swarm.aio_run_no_wait({"offset": 1000})
         await first_done.wait()  # the swarm is now running

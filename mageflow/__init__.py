@@ -5,19 +5,25 @@ The public API is what this module exports; everything else is internal.
 
 from mageflow.callbacks import DEFAULT_RESULT_FIELD, ReturnValue, TaskError
 from mageflow.client import HatchetMageflow, Mageflow
+from mageflow.engine.recovery import RecoveryReport
 from mageflow.errors import (
+    ClientConfigError,
     CorruptSignatureError,
     InjectionError,
     InputConflictError,
+    InputValidationError,
     InvalidTransitionError,
     MageflowError,
     MissingSignatureError,
     NoClientError,
     RedisNotConfiguredError,
+    SignatureCanceledError,
+    SignatureFailedError,
     SignatureNotBoundError,
     SignatureNotFoundError,
     UnknownTaskError,
     UnresolvedAnnotationError,
+    WaitTimeoutError,
 )
 from mageflow.functions import (
     chain,
@@ -25,9 +31,11 @@ from mageflow.functions import (
     pause,
     remove,
     resume,
+    retry,
     sign,
     stop,
     swarm,
+    wait,
 )
 from mageflow.params import AcceptParams
 from mageflow.signature import (
@@ -42,17 +50,22 @@ __all__ = [
     "DEFAULT_RESULT_FIELD",
     "AcceptParams",
     "ChainSignature",
+    "ClientConfigError",
     "CorruptSignatureError",
     "HatchetMageflow",
     "InjectionError",
     "InputConflictError",
+    "InputValidationError",
     "InvalidTransitionError",
     "Mageflow",
     "MageflowError",
     "MissingSignatureError",
     "NoClientError",
+    "RecoveryReport",
     "RedisNotConfiguredError",
     "ReturnValue",
+    "SignatureCanceledError",
+    "SignatureFailedError",
     "SignatureNotBoundError",
     "SignatureNotFoundError",
     "SignatureStatus",
@@ -62,12 +75,15 @@ __all__ = [
     "TaskSignature",
     "UnknownTaskError",
     "UnresolvedAnnotationError",
+    "WaitTimeoutError",
     "chain",
     "load_signature",
     "pause",
     "remove",
     "resume",
+    "retry",
     "sign",
     "stop",
     "swarm",
+    "wait",
 ]

@@ -37,6 +37,7 @@ from mageflow.dispatch.local import LocalDispatcher
 from mageflow.engine.recovery import RecoveryReport, keep_recovering
 from mageflow.engine.signing import Signer
 from mageflow.engine.workflows import WorkflowEngine
+from mageflow.errors import ClientConfigError
 from mageflow.injection.plan import explain
 from mageflow.injection.resolve import Override
 from mageflow.markers import F, add_mark, stagger_mark
@@ -70,8 +71,9 @@ BACKEND_ENV = "MAGEFLOW_BACKEND"
 
 
 def owner_of(task: Standalone[Any, Any]) -> HatchetMageflow | None:
-    """The live client that declared this task object, if any."""
-    for client in list(scope.live):
+    """The live client that declared this task object (the newest, when
+    re-wrapped clients share it), if any."""
+    for client in reversed(scope.live_clients()):
         if isinstance(client, HatchetMageflow) and client.registry.owns(task):
             return client
     return None
@@ -118,28 +120,44 @@ class HatchetMageflow(Hatchet):
         # Share the wrapped client's connection and config instead of opening
         # new ones: this object is that client, with more behaviour.
         share_client_state(self, hatchet)
-        self._mageflow_redis = redis
         self._param_config = param_config
-        self.backend: Backend = backend
-        self.registry = TaskRegistry(self.namespace or "")
-        self.dependency_overrides: dict[object, Override] = {}
-        """Test-time replacements for dependencies and injectables, keyed by
-        the ``Depends`` function or the ``Context`` / ``TaskSignature`` type.
-        Empty in production, where the run path never looks further."""
-        self.engine = _engine(self, redis, ttl or TTLConfig(), backend)
-        self.recovery_interval: timedelta | None = timedelta(seconds=10)
-        """How often a worker of this client runs a recovery pass in the
-        background; ``None`` turns it off (run ``client.recover()`` or
-        ``mageflow recover`` yourself then)."""
-        # One generator per client, so stagger delays never share hidden state.
-        self._runtime = TaskRuntime(
-            self.engine,
-            self.dependency_overrides,
-            random.Random(),
-            scope.in_effect,
-            self,
-        )
-        scope.live.add(self)
+        if isinstance(hatchet, HatchetMageflow):
+            # Re-wrapping: one set of tasks, one Redis, one engine; only the
+            # default for tasks declared from now on differs.
+            self._adopt(hatchet)
+        else:
+            self._mageflow_redis = redis
+            self.backend: Backend = backend
+            self.registry = TaskRegistry(self.namespace or "")
+            self.dependency_overrides: dict[object, Override] = {}
+            """Test-time replacements for dependencies and injectables, keyed
+            by the ``Depends`` function or the ``Context`` / ``TaskSignature``
+            type. Empty in production, where the run path never looks further."""
+            self.engine = _engine(self, redis, ttl or TTLConfig(), backend)
+            self.recovery_interval: timedelta | None = timedelta(seconds=10)
+            """How often a worker of this client runs a recovery pass in the
+            background; ``None`` turns it off (run ``client.recover()`` or
+            ``mageflow recover`` yourself then)."""
+            # One generator per client, so stagger delays never share hidden
+            # state.
+            self._runtime = TaskRuntime(
+                self.engine,
+                self.dependency_overrides,
+                random.Random(),
+                scope.in_effect,
+                self,
+            )
+        scope.add_live(self)
+
+    def _adopt(self, existing: HatchetMageflow) -> None:
+        """Share everything stateful of ``existing``."""
+        self._mageflow_redis = existing._mageflow_redis
+        self.backend = existing.backend
+        self.registry = existing.registry
+        self.dependency_overrides = existing.dependency_overrides
+        self.engine = existing.engine
+        self.recovery_interval = existing.recovery_interval
+        self._runtime = existing._runtime
 
     # --- configuration ----------------------------------------------------
 
@@ -440,6 +458,32 @@ class HatchetMageflow(Hatchet):
         """Delete the signature with its callbacks; return how many keys went."""
         return await self.engine.remove(signature_id)
 
+    async def retry(self, signature_id: str) -> None:
+        """Run a failed signature again, from where it failed.
+
+        A task runs again with the message it failed with; a chain continues
+        from its failed step; a swarm re-runs only its items that did not
+        succeed. Its callbacks are kept, and its outcome is replaced when it
+        ends again. See ``docs/results.md``.
+
+        :raises InvalidTransitionError: it is not failed (or interrupted), or
+            it is part of a chain or swarm (retry that instead).
+        """
+        await self.engine.retry(signature_id)
+
+    async def wait(self, signature_id: str, timeout: float | None = None) -> Any:
+        """Wait until the signature ends; return its result, or raise.
+
+        Works for any task, chain or swarm, started by anyone. It listens
+        for the end on Redis (pub/sub), never polls.
+
+        :raises SignatureFailedError: it failed; ``.error`` is its TaskError.
+        :raises SignatureCanceledError: it was stopped or interrupted.
+        :raises WaitTimeoutError: it did not end within ``timeout`` seconds.
+        :raises SignatureNotFoundError: there is no such signature.
+        """
+        return await self.engine.wait(signature_id, timeout)
+
     async def recover(self, grace: timedelta | None = None) -> RecoveryReport:
         """Drive what is stuck to its end, once; return what was done.
 
@@ -479,12 +523,16 @@ class HatchetMageflow(Hatchet):
         max_tasks: int | None = None,
         success: CallbackSpec | None = None,
         error: CallbackSpec | None = None,
+        open: bool = False,
         **kwargs: Any,
     ) -> SwarmSignature[Any]:
         """Store a swarm: items run in parallel, ``max_concurrency`` at most.
 
         Its success callbacks get the results in the order the items were
-        added. See ``docs/swarm.md``.
+        added. A swarm made with ``tasks`` is closed: it completes when they
+        have run, like a Celery group. Pass ``open=True`` to keep adding
+        items (then ``close()`` it); a swarm made without tasks is open. See
+        ``docs/swarm.md``.
         """
         return await self.engine.swarm(
             tasks,
@@ -495,6 +543,7 @@ class HatchetMageflow(Hatchet):
             success=success,
             error=error,
             kwargs=kwargs,
+            keep_open=open,
         )
 
     # --- workers -----------------------------------------------------------
@@ -584,6 +633,11 @@ def Mageflow(
     :param backend: ``"hatchet"`` (production, the default) or ``"local"``
         (in-process, for development and tests); ``None`` reads
         ``MAGEFLOW_BACKEND``.
+
+    Wrapping a mageflow client again gives a client that shares its tasks,
+    Redis and workflows; the new ``param_config`` applies to the tasks
+    declared with the new client. The other settings must be left out or
+    equal to the existing client's (:class:`ClientConfigError` otherwise).
     """
     if not isinstance(param_config, AcceptParams):
         raise TypeError(
@@ -595,6 +649,11 @@ def Mageflow(
             f"backend must be 'hatchet' or 'local', got {chosen!r} "
             f"(from {'backend=' if backend else BACKEND_ENV})."
         )
+    if isinstance(hatchet_client, HatchetMageflow):
+        _check_rewrap(hatchet_client, redis_client, ttl, backend)
+        return HatchetMageflow(
+            hatchet_client, hatchet_client._mageflow_redis, param_config
+        )
     if hatchet_client is None:
         hatchet_client = offline_hatchet() if chosen == "local" else Hatchet()
     return HatchetMageflow(
@@ -604,3 +663,31 @@ def Mageflow(
         ttl=ttl,
         backend=cast(Backend, chosen),
     )
+
+
+def _check_rewrap(
+    existing: HatchetMageflow,
+    redis_client: Redis | str | None,
+    ttl: TTLConfig | None,
+    backend: Backend | None,
+) -> None:
+    """Refuse settings a re-wrapped client cannot share with ``existing``."""
+    if redis_client is not None and not existing._mageflow_redis.holds(redis_client):
+        raise ClientConfigError(
+            "this client already keeps its workflows in another Redis; a "
+            "re-wrapped client shares its Redis. Pass the same redis_client "
+            "(or none), or wrap a plain Hatchet client for a second Redis.",
+            setting="redis_client",
+        )
+    if ttl is not None and ttl != existing.engine.store.ttl:
+        raise ClientConfigError(
+            "a re-wrapped client shares the TTLs of the client it wraps. Leave "
+            "ttl out, or set it on the first Mageflow(...) call.",
+            setting="ttl",
+        )
+    if backend is not None and backend != existing.backend:
+        raise ClientConfigError(
+            f"this client runs on the {existing.backend!r} backend; a re-wrapped "
+            "client shares it. Leave backend out, or wrap a plain Hatchet client.",
+            setting="backend",
+        )

@@ -9,6 +9,8 @@ never has to parse the message.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hatchet_sdk.exceptions import NonRetryableException
 
 
@@ -199,10 +201,38 @@ class SignatureNotBoundError(SignatureError, RuntimeError):
 
 
 class SignatureFailedError(SignatureError, NonRetryableException):
-    """A delivery of a signature that already failed: it is not run again.
+    """The signature failed: what waiting for it raises, and what a delivery
+    of an already failed signature fails with (it is not run again, so a
+    duplicate never turns an old failure into a new success).
 
-    The worker reports the run as failed with this, so a duplicate delivery
-    never turns an old failure into a new success.
+    :ivar error: the :class:`mageflow.TaskError` it failed with, when it is
+        known (``None`` otherwise).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        signature_id: str | None = None,
+        task_name: str | None = None,
+        status: str | None = None,
+        error: Any = None,
+    ) -> None:
+        super().__init__(
+            message, signature_id=signature_id, task_name=task_name, status=status
+        )
+        self.error = error
+
+
+class SignatureCanceledError(SignatureError):
+    """Waited for a signature that was stopped (``canceled``) or cut short by
+    its container (``interrupted``): it has no result, and never will."""
+
+
+class WaitTimeoutError(SignatureError, TimeoutError):
+    """Waited for a signature that did not end within the timeout.
+
+    The signature goes on; wait again, or for longer.
     """
 
 
@@ -237,10 +267,34 @@ class InputValidationError(SignatureError, NonRetryableException, ValueError):
 class NoClientError(MageflowError, RuntimeError):
     """A module-level function (``mageflow.sign`` ...) found no client to use.
 
-    Inside a task the running client is used. Elsewhere, call the method on
-    your client (``client.sign(...)``), pass a task object that belongs to one,
-    or wrap the code in ``with client.use():``.
+    Inside a task the running client is used; elsewhere, the only client the
+    process has. With none, or with several and none chosen, call the method
+    on your client (``client.sign(...)``), pass a task object that belongs to
+    one, or wrap the code in ``with client.use():``.
+
+    :ivar clients: a description of each live client, when there were
+        several to choose from.
     """
+
+    def __init__(self, message: str, *, clients: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.clients = clients or []
+
+
+class ClientConfigError(MageflowError, ValueError):
+    """``Mageflow(existing_client, ...)`` was asked for settings the existing
+    client cannot share.
+
+    A re-wrapped client shares its tasks, Redis and workflows with the client
+    it wraps; only ``param_config`` may differ. For another Redis, TTL or
+    backend, wrap a plain ``Hatchet`` client instead.
+
+    :ivar setting: the name of the setting that differs.
+    """
+
+    def __init__(self, message: str, *, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class EmbeddedRedisError(MageflowError):

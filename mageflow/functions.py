@@ -2,8 +2,8 @@
 
 Each is the method of the same name on the client in effect (see
 :mod:`mageflow.current`): inside a task, the client that declared it; in a
-``with client.use():`` block, that client. ``sign`` also finds the client
-from a task object declared with one.
+``with client.use():`` block, that client; elsewhere, the process's only
+client. ``sign`` also finds the client from a task object declared with one.
 """
 
 from __future__ import annotations
@@ -93,6 +93,16 @@ async def remove(signature_id: str) -> int:
     return await current_client().remove(signature_id)
 
 
+async def retry(signature_id: str) -> None:
+    """See :meth:`HatchetMageflow.retry`."""
+    await current_client().retry(signature_id)
+
+
+async def wait(signature_id: str, timeout: float | None = None) -> Any:
+    """See :meth:`HatchetMageflow.wait`."""
+    return await current_client().wait(signature_id, timeout)
+
+
 async def chain(
     tasks: Sequence[SignatureOrRef],
     name: str | None = None,
@@ -114,6 +124,7 @@ async def swarm(
     max_tasks: int | None = None,
     success: CallbackSpec | None = None,
     error: CallbackSpec | None = None,
+    open: bool = False,
     **kwargs: Any,
 ) -> SwarmSignature[Any]:
     """See :meth:`HatchetMageflow.swarm`."""
@@ -125,5 +136,6 @@ async def swarm(
         max_tasks=max_tasks,
         success=success,
         error=error,
+        open=open,
         **kwargs,
     )

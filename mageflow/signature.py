@@ -19,6 +19,7 @@ from hatchet_sdk.runnables.workflow import Standalone
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from typing_extensions import Self, TypeVar
 
+from mageflow.callbacks import TaskError
 from mageflow.errors import SignatureNotBoundError
 
 OutputT = TypeVar("OutputT", default=Any)
@@ -102,6 +103,16 @@ class TaskSignature(BaseModel, Generic[OutputT]):
     return_field: str | None = None
     """The field of the task's input that receives a triggering result (a
     ``ReturnValue[...]`` field), found when the signature was made."""
+    outcome: Any = None
+    """What it ended with, as stored (JSON data): the result when it is
+    ``done``, the :class:`~mageflow.TaskError` payload when it ``failed``;
+    ``None`` before it ends. As read when the signature was loaded: use
+    :meth:`aio_result` to wait for it."""
+    generation: int = 0
+    """How many times it was retried (:meth:`retry`). Runs of a retried
+    signature derive new ids for the signatures they make."""
+    retried_at: datetime | None = None
+    """When it was last retried, if ever."""
 
     _host: SignatureHost | None = PrivateAttr(default=None)
 
@@ -135,9 +146,34 @@ class TaskSignature(BaseModel, Generic[OutputT]):
         return await self._bound().dispatch_signature(self, msg)
 
     async def aio_run(self, msg: Message = None) -> OutputT:
-        """Dispatch the task, wait for it, and return its (validated) result."""
+        """Start it, wait for it to end, and return its (validated) result.
+
+        A chain returns its last step's result, a swarm the list of its
+        items' outcomes in add order.
+
+        :raises SignatureFailedError: it failed; ``.error`` is its TaskError.
+        """
         result: OutputT = await self._bound().run_signature(self, msg)
         return result
+
+    async def aio_result(self, timeout: float | None = None) -> OutputT:
+        """Wait until it ends (without starting it) and return its result.
+
+        Event-driven: the end is announced by Redis, nothing polls.
+
+        :raises SignatureFailedError: it failed; ``.error`` is its TaskError.
+        :raises SignatureCanceledError: it was stopped or interrupted.
+        :raises WaitTimeoutError: it did not end within ``timeout`` seconds.
+        """
+        result: OutputT = await self._bound().wait(self.id, timeout)
+        return result
+
+    @property
+    def error(self) -> TaskError | None:
+        """The :class:`~mageflow.TaskError` it failed with, when it failed."""
+        if self.status is SignatureStatus.FAILED and isinstance(self.outcome, dict):
+            return TaskError.model_validate(self.outcome)
+        return None
 
     async def pause(self) -> None:
         """Pause this signature; see :func:`mageflow.pause`."""
@@ -155,6 +191,10 @@ class TaskSignature(BaseModel, Generic[OutputT]):
         """Delete this signature and its callbacks; see :func:`mageflow.remove`."""
         return await self._bound().remove(self.id)
 
+    async def retry(self) -> None:
+        """Run it again after it failed; see :func:`mageflow.retry`."""
+        await self._bound().retry(self.id)
+
 
 class ChainSignature(TaskSignature[OutputT]):
     """Steps that run one after the other, each given the previous result.
@@ -168,11 +208,12 @@ class ChainSignature(TaskSignature[OutputT]):
     steps: list[str] = Field(default_factory=list)
 
 
-class SwarmSignature(TaskSignature[OutputT]):
+class SwarmSignature(TaskSignature[list[OutputT]], Generic[OutputT]):
     """Items that run in parallel, at most ``max_concurrency`` at once.
 
-    Built by :func:`mageflow.swarm`. Its success callbacks receive the items'
-    results as a list in the order the items were added.
+    Built by :func:`mageflow.swarm`. Its result (what ``aio_run`` returns and
+    its success callbacks receive) is the list of its items' outcomes in the
+    order the items were added; ``OutputT`` is an item's.
     """
 
     kind: ClassVar[str] = "swarm"
@@ -240,3 +281,7 @@ class SignatureHost(Protocol):
     ) -> list[str]: ...
 
     async def swarm_close(self, swarm_id: str, /) -> None: ...
+
+    async def wait(self, signature_id: str, timeout: float | None, /) -> Any: ...
+
+    async def retry(self, signature_id: str, /) -> None: ...

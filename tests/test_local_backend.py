@@ -26,6 +26,7 @@ from hatchet_sdk.runnables.contextvars import (
 )
 from pydantic import BaseModel, Field
 
+import mageflow
 from mageflow import HatchetMageflow, SignatureStatus
 from mageflow.dispatch import RunRequest
 from mageflow.dispatch.local import LocalDispatcher, LocalRun, RunState
@@ -159,8 +160,9 @@ async def test_a_signature_with_an_illegal_output_fails_its_run(
         return msg.n
 
     sig = await local.sign(scalar)
-    with pytest.raises(IllegalTaskOutputError):
+    with pytest.raises(mageflow.errors.SignatureFailedError) as caught:
         await sig.aio_run({"n": 3})
+    assert caught.value.error.error_type == IllegalTaskOutputError.__name__
 
 
 # --- retries, timeouts, exceptions --------------------------------------------

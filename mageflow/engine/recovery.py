@@ -350,6 +350,12 @@ def _ms(value: timedelta) -> int:
 
 
 def _since(signature: TaskSignature) -> datetime:
+    """Where to look for a signature's runs on the engine. A retried one's
+    earlier runs ended before the retry: from the retry on, so they are not
+    mistaken for the new start (no margin there, so a clock skew can only
+    make a start look lost, which re-sends it, never look failed)."""
+    if signature.retried_at is not None:
+        return signature.retried_at
     return signature.created_at - timedelta(minutes=1)
 
 

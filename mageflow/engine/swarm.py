@@ -126,11 +126,14 @@ async def add(
     signer: Signer,
     swarm: SwarmSignature[Any],
     tasks: SignatureOrRef | Sequence[SignatureOrRef],
+    *,
+    close: bool = False,
 ) -> tuple[list[str], Effects]:
     """Add items in order; the effects start those that fit, if it runs.
 
     One round trip whatever the batch size: one script checks the swarm and
-    every item, writes the new ones, appends them and starts what fits. It
+    every item, writes the new ones, appends them (and closes the swarm, with
+    ``close``) and starts what fits. It
     refuses, writing nothing, a swarm that takes no more items (closed,
     ending or ended, or gone) and items that are not pending, already in a
     swarm or another container, or given twice.
@@ -148,7 +151,7 @@ async def add(
         item.container_id, item.container_role = swarm.id, ITEM
         writes.append(Write(item.id, encode(item)))
     try:
-        step = await store.swarm_add(swarm.id, writes)
+        step = await store.swarm_add(swarm.id, writes, close=close)
     except SignatureNotFoundError as exc:
         raise InvalidTransitionError(
             f"cannot add to swarm {swarm.id}: it does not exist (removed or "

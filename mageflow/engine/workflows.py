@@ -27,8 +27,16 @@ from mageflow.engine.leases import LeaseKeeper
 from mageflow.engine.lifecycle import Lifecycle
 from mageflow.engine.progress import Progress
 from mageflow.engine.recovery import Recovery, RecoveryReport
+from mageflow.engine.retrying import Retrier
 from mageflow.engine.signing import Records, Signer
-from mageflow.errors import InputValidationError, InvalidTransitionError
+from mageflow.engine.waiting import Waiters
+from mageflow.errors import (
+    InputValidationError,
+    SignatureCanceledError,
+    SignatureFailedError,
+    SignatureNotFoundError,
+    WaitTimeoutError,
+)
 from mageflow.registry import TaskRegistry
 from mageflow.signature import (
     CallbackSpec,
@@ -64,6 +72,8 @@ class WorkflowEngine:
         self.recovery = Recovery(
             store, self.progress, dispatcher, registry, self.leases
         )
+        self.waiters = Waiters(store)
+        self.retrier = Retrier(store, self.progress)
 
     # --- making ------------------------------------------------------------------
 
@@ -128,8 +138,10 @@ class WorkflowEngine:
         success: CallbackSpec | None,
         error: CallbackSpec | None,
         kwargs: dict[str, Any],
+        keep_open: bool = False,
     ) -> SwarmSignature[Any]:
-        """Store a swarm, then add ``tasks`` to it."""
+        """Store a swarm, then add ``tasks`` to it, closing it with them
+        unless ``keep_open`` (a swarm made without tasks stays open)."""
         records: Records = []
         swarm = swarms.new(
             self.signer,
@@ -145,7 +157,12 @@ class WorkflowEngine:
         await self.store.create(records)
         swarm.bind(self)
         if tasks:
-            await self.swarm_add(swarm, tasks)
+            ids, effects = await swarms.add(
+                self.store, self.signer, swarm, tasks, close=not keep_open
+            )
+            await self.progress.apply(effects)
+            swarm.closed = not keep_open
+            swarm.size = len(ids)
         return swarm
 
     async def swarm_add(
@@ -201,28 +218,73 @@ class WorkflowEngine:
     async def run_signature(
         self, signature: TaskSignature[Any], message: Message = None
     ) -> Any:
-        """Start ``signature``, wait for it, and return its validated result."""
-        request = request_for(
-            signature.id,
-            signature.task_name,
-            signature.kwargs,
-            message_data(message, f"signature {signature.id}"),
+        """Start ``signature``, wait for it to end, return its result.
+
+        The same for a task, a chain and a swarm, on either backend: the
+        start is sent, and the end is awaited through its announcement
+        (:meth:`wait`).
+        """
+        await self.dispatch_signature(signature, message)
+        return await self.wait(signature.id)
+
+    async def wait(self, signature_id: str, timeout: float | None = None) -> Any:
+        """Wait until the signature ends; return its result, or raise.
+
+        :raises SignatureFailedError: it failed (``.error``: its TaskError).
+        :raises SignatureCanceledError: it was stopped or interrupted.
+        :raises WaitTimeoutError: it did not end within ``timeout`` seconds.
+        :raises SignatureNotFoundError: there is no such signature.
+        """
+        if not await self.waiters.until_final(signature_id, timeout):
+            raise WaitTimeoutError(
+                f"signature {signature_id} did not end within {timeout}s; it "
+                "goes on. Wait again, or longer.",
+                signature_id=signature_id,
+            )
+        signature = await self.store.load(signature_id)
+        if signature is None:
+            raise SignatureNotFoundError(
+                f"signature {signature_id} ended and then expired before its "
+                "result was read. Raise TTLConfig(done=...) to keep results longer.",
+                signature_id=signature_id,
+            )
+        return await self.result_of(signature)
+
+    async def result_of(self, signature: TaskSignature[Any]) -> Any:
+        """The result of an ended signature, as its task's type; or raise
+        what it ended with (see :meth:`wait`)."""
+        status = signature.status
+        if status is SignatureStatus.DONE:
+            return self.validate_output(
+                await self._result_task(signature), signature.outcome
+            )
+        if status is SignatureStatus.FAILED:
+            error = signature.error
+            what = (
+                f"{error.error_type}: {error.message}" if error else "no error recorded"
+            )
+            raise SignatureFailedError(
+                f"signature {signature.id} ({signature.task_name}) failed: {what}",
+                signature_id=signature.id,
+                task_name=signature.task_name,
+                status=status.value,
+                error=error,
+            )
+        raise SignatureCanceledError(
+            f"signature {signature.id} ({signature.task_name}) has no result: it "
+            f"is {status.value}.",
+            signature_id=signature.id,
+            task_name=signature.task_name,
+            status=status.value,
         )
-        self._check_input(signature, request)
-        output = await self.dispatcher.run(request)
-        if output is None:
-            after = await self.store.load(signature.id)
-            if after is None or after.status is not SignatureStatus.DONE:
-                state = "gone" if after is None else after.status.value
-                raise InvalidTransitionError(
-                    f"signature {signature.id} ({signature.task_name}) did not "
-                    f"run: it is {state}. Resume it, or sign the task again.",
-                    signature_id=signature.id,
-                    task_name=signature.task_name,
-                    status=state,
-                    action="run",
-                )
-        return self.validate_output(signature.task_name, output)
+
+    async def _result_task(self, signature: TaskSignature[Any]) -> str:
+        """The task whose type a result has: a chain's is its last step's."""
+        if isinstance(signature, ChainSignature) and signature.steps:
+            last = await self.store.load(signature.steps[-1])
+            if last is not None:
+                return await self._result_task(last)
+        return signature.task_name
 
     def validate_output(self, task_name: str, output: Any) -> Any:
         """``output`` (JSON data) as the task's declared return type, when
@@ -245,6 +307,10 @@ class WorkflowEngine:
 
     async def remove(self, signature_id: str) -> int:
         return await self.lifecycle.remove(signature_id)
+
+    async def retry(self, signature_id: str) -> None:
+        """Run a failed signature again; see :mod:`mageflow.engine.retrying`."""
+        await self.retrier.retry(signature_id)
 
     # --- recovery ----------------------------------------------------------------
 

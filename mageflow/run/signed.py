@@ -150,7 +150,12 @@ async def _attempt(
         attempt.context = ctx  # the local backend flags it when it cancels
     started = asyncio.get_running_loop().time()
     try:
-        with signing_in(signature.id):
+        # A retried signature's run makes new signatures, not its failed
+        # run's again: the retry count is part of what ids derive from.
+        base = signature.id
+        if signature.generation:
+            base = f"{signature.id}:{signature.generation}"
+        with signing_in(base):
             result = await call_user(plan, input, ctx, signature, provided, runtime)
         # The worker refuses an output it cannot serialize, after we return;
         # find out first, so a refused result is never recorded or fired.

@@ -158,6 +158,13 @@ def decode(signature_id: str, record: Mapping[str, str]) -> TaskSignature:
             container_id=record.get("container") or None,
             container_role=record.get("crole") or None,
             return_field=record.get("rv") or None,
+            outcome=json.loads(record["outcome"]) if "outcome" in record else None,
+            generation=int(record.get("gen") or 0),
+            retried_at=(
+                datetime.fromisoformat(record["retried"])
+                if record.get("retried")
+                else None
+            ),
         )
     except (KeyError, ValueError, TypeError, ValidationError) as exc:
         raise CorruptSignatureError(

@@ -42,6 +42,12 @@ class RedisConnection:
         """Whether a Redis client or URL was given (nothing is contacted)."""
         return self._client is not None or self._url is not None
 
+    def holds(self, source: Redis | str) -> bool:
+        """Whether ``source`` is this connection's client, or its URL."""
+        if isinstance(source, str):
+            return source == self._url
+        return source is self._client
+
     @property
     def client(self) -> Redis:
         """The asyncio Redis client, created from the URL on first access."""

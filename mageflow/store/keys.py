@@ -18,6 +18,12 @@ def signature(signature_id: str) -> str:
     return f"{PREFIX}:sig:{signature_id}"
 
 
+def done_channel(signature_id: str) -> str:
+    """The pub/sub channel a signature's end is announced on (its final
+    status), for whoever waits for it."""
+    return f"{PREFIX}:done:{signature_id}"
+
+
 def swarm_queue(swarm_id: str) -> str:
     """The list of a swarm's items that are waiting for a free slot."""
     return f"{PREFIX}:swarm:{swarm_id}:queue"

@@ -165,3 +165,27 @@ class Resumption:
     kind: str
     message: Any = None
     record: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Reset:
+    """A retry plan's step on one record (:data:`scripts.RETRY`, ``r``)."""
+
+    signature_id: str
+    expect: SignatureStatus
+    """The status the plan saw; any other refuses the whole retry."""
+    new: SignatureStatus
+    """``pending``, or ``active`` for a container that continues."""
+    message: str | None = None
+    """JSON: when given, the record is owed a start with it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Requeue:
+    """A retry plan's step on a swarm's queue (:data:`scripts.RETRY`, ``s``)."""
+
+    swarm_id: str
+    items: tuple[tuple[int, str], ...]
+    """(position, item id) of the items to run again, in order."""
+    fill: bool
+    """Start what fits now (the swarm continues) or leave them queued."""

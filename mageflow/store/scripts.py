@@ -35,6 +35,8 @@ A signature is a hash (see :mod:`mageflow.store.keys`). Fields:
 ``sent``      ``1`` once the outcome's callbacks were dispatched
 ``paused_from`` the status ``pause`` moved away from
 ``pos``       a swarm item's position in its swarm
+``gen``       how many times it was retried (absent: never)
+``retried``   when it was last retried (ISO)
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ local SIG = '@SIG@'
 local KINDS = {@KINDS@}
 local STATUSES = {@STATUSES@}
 local RESULT_FIELD = '@RESULT@'
+local DONE = '@DONE@'
+-- ended(id, status): tell whoever waits for this signature that it ended.
+local function ended(id, status)
+  redis.call('PUBLISH', DONE .. id, status)
+end
 -- check(key): the record's status and kind, or nil, nil and why it is not one.
 local function check(key)
   local t = redis.call('TYPE', key)['ok']
@@ -91,6 +98,7 @@ end
     .replace("@KINDS@", ", ".join(f"{kind}=true" for kind in FORMATS))
     .replace("@STATUSES@", ", ".join(f"{s.value}=true" for s in SignatureStatus))
     .replace("@RESULT@", DEFAULT_RESULT_FIELD)
+    .replace("@DONE@", keys.done_channel(""))
 )
 """Shared by every script: the record check and the debt helpers."""
 
@@ -195,6 +203,7 @@ if status == 'active' then
   redis.call('HSET', key, 'status', outcome_status, 'outcome', outcome,
              'finished', now_iso, 'sent', sent)
   redis.call('PEXPIRE', key, done_ms)
+  ended(id, outcome_status)
   -- The holder keeps its lease until its completion is sent (MARK_SENT).
   if sent == '0' then
     redis.call('ZADD', owed, now + grace, id)
@@ -342,6 +351,7 @@ if held then
   redis.call('HSET', key, 'status', held, 'sent', '0')
   redis.call('PEXPIRE', key, done_ms)
   redis.call('ZADD', owed, now + grace, id)
+  ended(id, held)
   return {'fire', redis.call('HGETALL', key), kind}
 end
 if msg then
@@ -381,6 +391,7 @@ if status == 'pending' or status == 'active' or status == 'suspended' then
   redis.call('PEXPIRE', key, ARGV[1])
   redis.call('ZREM', leases, id)
   local was_due = redis.call('ZREM', due, id)
+  ended(id, ARGV[2])
   for i = 4, #KEYS do
     if redis.call('EXISTS', KEYS[i]) == 1 then
       redis.call('PEXPIRE', KEYS[i], ARGV[1])
@@ -621,11 +632,11 @@ SWARM_ADD = (
     + """
 local sw, items, queue, running, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local ttl, at, swarm_id = ARGV[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4]
-local batch_token = ARGV[5]
+local batch_token, close_after = ARGV[5], ARGV[6]
 local status, bad = swarm(sw)
 if bad then return bad end
 -- Read the batch: per item, its id, mode ('new' or 'claim'), fields.
-local batch, arg, mine = {}, 6, 0
+local batch, arg, mine = {}, 7, 0
 for i = 6, #KEYS do
   local id, mode, count = ARGV[arg], ARGV[arg + 1], tonumber(ARGV[arg + 2])
   local fields = {}
@@ -678,7 +689,7 @@ for i, item in ipairs(batch) do
 end
 n = n + count
 redis.call('HSET', sw, 'n', n, 'lastadd', batch_token)
-if tonumber(maxt) > 0 and n >= tonumber(maxt) then
+if close_after == '1' or (tonumber(maxt) > 0 and n >= tonumber(maxt)) then
   redis.call('HSET', sw, 'closed', '1')
 end
 for _, key in ipairs({items, queue}) do redis.call('PEXPIRE', key, ttl) end
@@ -689,8 +700,8 @@ return reply('ok', sw, fill(sw, queue, running, due, input, at, ttl))
 )
 """KEYS: swarm, items, queue, running, due, then the items. ARGV: TTL ms,
 now (ms), grace ms, swarm id, the call's token (a repeat of the same call is
-applied once), then per item: id, mode (``new`` or ``claim``), field count,
-fields. The items are written here, with the
+applied once), ``1`` to close the swarm with this batch, then per item: id,
+mode (``new`` or ``claim``), field count, fields. The items are written here, with the
 checks: all or nothing. ``closed`` (the swarm takes no more: closed, ending
 or ended), ``full`` (max_tasks), ``refused`` (an item that is not pending,
 belongs elsewhere, was added before, or appears twice) write nothing."""
@@ -790,3 +801,89 @@ return {'ok', {}, '{}', {}}
 )
 """KEYS: swarm, then its other keys. ARGV: done TTL ms. Mark it closed;
 ``complete`` if nothing is left to run."""
+
+RETRY = (
+    _SWARM
+    + """
+local due, owed, leases = KEYS[1], KEYS[2], KEYS[3]
+local now, grace, ttl, now_iso = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local CLEAR = {'outcome', 'finished', 'sent', 'held', 'msg', 'paused_from', 'dmsg',
+               'run', 'stopping', 'failpos'}
+-- First check every record is as the plan saw it: all or nothing.
+local ops, k, a = {}, 4, 5
+while a <= #ARGV do
+  if ARGV[a] == 'r' then
+    local id, expect, new, msg = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+    local status, _, problem = check(KEYS[k])
+    if problem then return {'changed', id, problem} end
+    if status ~= expect then return {'changed', id, status} end
+    ops[#ops + 1] = {'r', KEYS[k], id, new, msg}
+    k, a = k + 1, a + 5
+  else
+    local id, fill_now, n = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+    local redo = {}
+    for j = 1, n do redo[j] = {ARGV[a + 2 + 2 * j], ARGV[a + 3 + 2 * j]} end
+    ops[#ops + 1] = {'s', {KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3],
+                           KEYS[k + 4], KEYS[k + 5]}, id, fill_now, redo}
+    k, a = k + 6, a + 4 + 2 * n
+  end
+end
+local owed_starts = {}
+for _, op in ipairs(ops) do
+  if op[1] == 'r' then
+    local key, id, new, msg = op[2], op[3], op[4], op[5]
+    redis.call('HDEL', key, unpack(CLEAR))
+    if new == 'active' then
+      -- A container that continues: it keeps its input.
+      redis.call('HSET', key, 'status', 'active', 'holder', 'container')
+    else
+      redis.call('HDEL', key, 'input', 'started')
+      redis.call('HSET', key, 'status', 'pending', 'holder', '')
+    end
+    redis.call('HSET', key, 'retried', now_iso)
+    redis.call('HINCRBY', key, 'gen', 1)
+    redis.call('PEXPIRE', key, ttl)
+    redis.call('ZREM', owed, id)
+    redis.call('ZREM', leases, id)
+    redis.call('ZREM', due, id)
+    if msg ~= '' then
+      owe_start(key, id, msg, due, now + grace)
+      owed_starts[#owed_starts + 1] = {id, msg}
+    end
+  else
+    local sw, queue, running, results, nexts, items = unpack(op[2])
+    redis.call('DEL', queue, running, nexts)
+    for _, redo in ipairs(op[5]) do
+      redis.call('HDEL', results, redo[1])
+      redis.call('RPUSH', queue, redo[2])
+    end
+    redis.call('HSET', sw, 'running', '0', 'nfail', '0',
+               'nfin', redis.call('HLEN', results))
+    for _, aux in ipairs({queue, results, items}) do
+      if redis.call('EXISTS', aux) == 1 then redis.call('PEXPIRE', aux, ttl) end
+    end
+    if op[4] == '1' then
+      local input = redis.call('HGET', sw, 'input') or '{}'
+      for _, id in ipairs(fill(sw, queue, running, due, input, now + grace, ttl)) do
+        owed_starts[#owed_starts + 1] = {id, input}
+      end
+    end
+  end
+end
+return {'ok', owed_starts}
+"""
+)
+"""KEYS: due, owed, leases, then each operation's keys. ARGV: now (ms),
+grace ms, active TTL ms, now (ISO), then the operations of a retry plan:
+
+* ``r`` id, expected status, new status (``pending``, or ``active`` for a
+  container that continues), message (``''``: none) on one record's key:
+  the record is cleared of its outcome and attempt, its ``gen`` bumped, its
+  TTL reset; with a message, its start is owed.
+* ``s`` swarm id, ``1`` to fill now, count, then (position, item id) pairs,
+  on the swarm's key, queue, running, results, next and items keys: those
+  positions are forgotten and queued again in order, the counters recounted.
+
+The records are checked first: ``changed`` (with the id and what it is now)
+when any is not what the plan expected, and then nothing is written.
+Otherwise ``ok`` with the (id, message) of every start now owed."""

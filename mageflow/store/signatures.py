@@ -51,6 +51,8 @@ from mageflow.store.replies import (
     CallbackTarget,
     Finish,
     FinishVerdict,
+    Requeue,
+    Reset,
     ResumeVerdict,
     Resumption,
     SwarmStep,
@@ -474,6 +476,52 @@ class SignatureStore:
             return Resumption(verdict, kind, message=message)
         return Resumption(verdict, kind)
 
+    async def retry(self, plan: Sequence[Reset | Requeue]) -> list[tuple[str, str]]:
+        """Apply a retry plan in one atomic step; return the (id, message
+        JSON) of each start it made owed, for the caller to send.
+
+        Not retried on a lost connection: a repeat would find the records
+        moved and refuse.
+
+        :raises InvalidTransitionError: a record is no longer what the plan
+            saw (``status``: what it is now); nothing was changed.
+        """
+        record_keys = [keys.DUE, keys.OWED, keys.LEASES]
+        args: list[Any] = [now_ms(), self.ttl.grace_ms, self.ttl.active_ms, _now_iso()]
+        for step in plan:
+            if isinstance(step, Reset):
+                record_keys.append(keys.signature(step.signature_id))
+                args += [
+                    "r",
+                    step.signature_id,
+                    step.expect.value,
+                    step.new.value,
+                    step.message or "",
+                ]
+            else:
+                record_keys += [
+                    keys.signature(step.swarm_id),
+                    keys.swarm_queue(step.swarm_id),
+                    keys.swarm_running(step.swarm_id),
+                    keys.swarm_results(step.swarm_id),
+                    keys.swarm_next(step.swarm_id),
+                    keys.swarm_items(step.swarm_id),
+                ]
+                args += ["s", step.swarm_id, "1" if step.fill else "0", len(step.items)]
+                for position, item in step.items:
+                    args += [position, item]
+        reply = await self._call("RETRY", record_keys, args, retry=False)
+        if text(reply[0]) == "changed":
+            signature_id, now = text(reply[1]), text(reply[2])
+            raise InvalidTransitionError(
+                f"cannot retry: signature {signature_id} changed while the retry "
+                f"was planned (it is {now} now). Try again once it has ended.",
+                signature_id=signature_id,
+                status=now,
+                action="retry",
+            )
+        return [(text(pair[0]), text(pair[1])) for pair in reply[1]]
+
     async def remove(self, signature_id: str) -> int:
         """Delete the signature, its callbacks and children; count the keys."""
         removed = await self._call(
@@ -579,14 +627,18 @@ class SignatureStore:
             ],
         )
 
-    async def swarm_add(self, swarm_id: str, items: Sequence[Write]) -> SwarmStep:
-        """Write and append items in order; start those that fit."""
+    async def swarm_add(
+        self, swarm_id: str, items: Sequence[Write], *, close: bool = False
+    ) -> SwarmStep:
+        """Write and append items in order; start those that fit. ``close``:
+        and take no more after them, in the same step."""
         args: list[Any] = [
             self.ttl.active_ms,
             now_ms(),
             self.ttl.grace_ms,
             swarm_id,
             uuid.uuid4().hex,  # this call, so a retry of it is not a second add
+            "1" if close else "0",
         ]
         for item in items:
             args += [item.id, "claim" if item.claim else "new", len(item.fields)]

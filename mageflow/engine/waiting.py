@@ -1,0 +1,147 @@
+"""Waiting for a signature to end, without polling.
+
+Every script that ends a signature (``FINISH``, ``RESUME`` firing a held
+outcome, ``STOP``) publishes its final status on the signature's channel
+(:func:`mageflow.store.keys.done_channel`). :class:`Waiters` keeps one
+pub/sub connection per process for all of its waits: a wait subscribes to
+its channel, then reads the status once (the end may have come first), and
+sleeps until the channel speaks. A thousand waiters cost a thousand
+subscriptions and two reads each, and nothing while they wait.
+
+If the pub/sub connection drops (Redis restarted), announcements made
+meanwhile are lost: the reader reconnects, subscribes again, and reads the
+status of every signature still waited for, so no end is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from redis.asyncio.client import PubSub
+
+from mageflow.errors import SignatureNotFoundError
+from mageflow.store import SignatureStore, keys
+
+logger = logging.getLogger("mageflow")
+
+
+class Waiters:
+    """The waits of one process on one store."""
+
+    def __init__(self, store: SignatureStore) -> None:
+        self._store = store
+        self._waiting: dict[str, set[asyncio.Future[None]]] = {}
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def until_final(self, signature_id: str, timeout: float | None) -> bool:
+        """Wait until ``signature_id`` is final; ``False`` on timeout.
+
+        :raises SignatureNotFoundError: there is no such signature.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        first = signature_id not in self._waiting
+        self._waiting.setdefault(signature_id, set()).add(future)
+        try:
+            if first:
+                await self._subscribe(signature_id)
+            if await self._is_final(signature_id):
+                return True
+            try:
+                await asyncio.wait_for(asyncio.shield(future), timeout)
+            except asyncio.TimeoutError:
+                return await self._is_final(signature_id)
+            return True
+        finally:
+            waiting = self._waiting.get(signature_id)
+            if waiting is not None:
+                waiting.discard(future)
+                if not waiting:
+                    del self._waiting[signature_id]
+                    await self._unsubscribe(signature_id)
+
+    async def _is_final(self, signature_id: str) -> bool:
+        signature = await self._store.load(signature_id)
+        if signature is None:
+            raise SignatureNotFoundError(
+                f"cannot wait for signature {signature_id}: it does not exist "
+                "(removed, expired, or never created).",
+                signature_id=signature_id,
+            )
+        return signature.status.is_final
+
+    async def _subscribe(self, signature_id: str) -> None:
+        if self._pubsub is None:
+            self._pubsub = self._store.redis.pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.subscribe(keys.done_channel(signature_id))
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_task(
+                self._read(), name="mageflow-waiters"
+            )
+
+    async def _unsubscribe(self, signature_id: str) -> None:
+        pubsub = self._pubsub
+        if pubsub is None:
+            return
+        with contextlib.suppress(Exception):  # the reader restores what it must
+            await pubsub.unsubscribe(keys.done_channel(signature_id))
+        if not self._waiting:
+            await self.aclose()
+
+    def _resolve(self, signature_id: str) -> None:
+        for future in self._waiting.get(signature_id, ()):
+            if not future.done():
+                future.set_result(None)
+
+    async def _read(self) -> None:
+        prefix = keys.done_channel("")
+        pause = 0.05
+        while self._waiting and self._pubsub is not None:
+            try:
+                message = await self._pubsub.get_message(timeout=None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("mageflow: lost the wait channel; reconnecting")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+                await self._recover()
+                continue
+            pause = 0.05
+            if message is None or message.get("type") != "message":
+                continue
+            channel = message["channel"]
+            if isinstance(channel, bytes):
+                channel = channel.decode()
+            self._resolve(str(channel).removeprefix(prefix))
+
+    async def _recover(self) -> None:
+        """After a lost connection: subscribe again, and read what ended."""
+        old, self._pubsub = self._pubsub, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.aclose()  # type: ignore[no-untyped-call]
+        try:
+            self._pubsub = self._store.redis.pubsub(ignore_subscribe_messages=True)
+            channels = [keys.done_channel(sid) for sid in self._waiting]
+            if channels:
+                await self._pubsub.subscribe(*channels)
+            for signature_id in list(self._waiting):
+                signature = await self._store.load(signature_id)
+                if signature is None or signature.status.is_final:
+                    self._resolve(signature_id)
+        except Exception:
+            logger.warning("mageflow: the wait channel is still away", exc_info=True)
+
+    async def aclose(self) -> None:
+        """Stop reading and drop the pub/sub connection."""
+        reader, self._reader = self._reader, None
+        pubsub, self._pubsub = self._pubsub, None
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
