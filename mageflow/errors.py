@@ -242,12 +242,15 @@ class SignatureMismatchError(SignatureError, NonRetryableException):
 
 
 class InputValidationError(SignatureError, NonRetryableException, ValueError):
-    """A signed run's input did not validate against its task's input model.
+    """An input did not validate against its task's input model.
 
-    The signature was recorded as failed with a ``validation``
-    :class:`~mageflow.TaskError`, so its error callbacks ran and its chain or
-    swarm went on; the run fails without retries, since the same input would
-    fail again.
+    Raised by ``sign`` (and ``chain`` / ``swarm``) for a bound kwarg that is
+    not a field of the input or has the wrong type: nothing is stored. Raised
+    by a start you ask for (``aio_run`` ...) whose message makes the input
+    invalid: nothing starts. A start the engine makes (a callback, a chain
+    step) whose input is invalid is instead recorded as failed with a
+    ``validation`` :class:`~mageflow.TaskError`, so its error callbacks run
+    and its chain or swarm goes on.
 
     :ivar errors: one entry per invalid field (``loc``, ``msg``, ``type``).
     """

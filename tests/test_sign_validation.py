@@ -405,20 +405,28 @@ async def test_chain_steps_signed_with_bad_kwargs_never_reach_the_chain(
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="chain.create merges the chain's kwargs into its steps after "
-    "Signer.new, so they are not checked yet (mageflow/engine/chain.py)",
-)
 async def test_a_chains_kwargs_are_checked_against_each_step_made_from_a_ref(
     local: HatchetMageflow, tasks: dict[str, Any]
 ) -> None:
-    try:
+    with pytest.raises(InputValidationError, match="quantity"):
         await local.chain([tasks["price"], tasks["price"]], quantity="lots")
-    except InputValidationError:
-        return
-    raise AssertionError("a chain's bad kwargs were accepted")
+    assert await local.redis.keys("mageflow:sig:*") == []
+
+
+async def test_a_chain_kwarg_no_step_reads_is_refused(
+    local: HatchetMageflow, tasks: dict[str, Any]
+) -> None:
+    with pytest.raises(InputValidationError, match="no step's input reads"):
+        await local.chain([tasks["price"], tasks["price"]], nosuch=1)
+    assert await local.redis.keys("mageflow:sig:*") == []
+
+
+async def test_a_refused_swarm_item_leaves_no_swarm_behind(
+    local: HatchetMageflow, tasks: dict[str, Any]
+) -> None:
+    with pytest.raises(InputValidationError):
+        await local.swarm([tasks["price"]], quantity="lots")
+    assert await local.redis.keys("mageflow:*") == []
 
 
 # --- cost --------------------------------------------------------------------

@@ -148,6 +148,9 @@ def create(
         else (signer.new(task, {}, signature_id=child_id(chain.id, STEP, n)), True)
         for n, task in enumerate(tasks)
     ]
+    signer.check_shared(
+        f"chain {label!r}", [step.task_name for step, _ in steps], bound
+    )
     for index, (step, fresh) in enumerate(steps):
         has_next = index + 1 < len(steps)
         step.kwargs = merge_input(

@@ -29,7 +29,7 @@ from hatchet_sdk.runnables.workflow import BaseWorkflow, Standalone
 from mageflow._hatchet import current_task_run_id
 from mageflow.engine import bound as bound_inputs
 from mageflow.engine.inputs import jsonable
-from mageflow.errors import UnknownTaskError
+from mageflow.errors import InputValidationError, UnknownTaskError
 from mageflow.registry import RegisteredTask, TaskRegistry
 from mageflow.signature import CallbackSpec, SignatureOrRef, TaskRef, TaskSignature
 from mageflow.store.codec import Write, dumps, encode
@@ -188,6 +188,49 @@ class Signer:
             task_identifiers=identifiers,
             return_field=None if registered is None else registered.return_field,
         )
+
+    def check_shared(
+        self, what: str, task_names: Sequence[str], kwargs: Mapping[str, Any]
+    ) -> None:
+        """Check kwargs a container binds into all of its children.
+
+        Each child reads the fields it has, so each value is checked against
+        every child that reads it, and a field must be read by one of them at
+        least (when every child's input is known here).
+
+        :raises InputValidationError: a value a child refuses, or a field
+            that no child reads.
+        """
+        bound = jsonable(dict(kwargs))
+        if not bound:
+            return
+        read: set[str] = set()
+        every_known = True
+        for name in task_names:
+            registered = self._registry.get(name)
+            check = (
+                None if registered is None else self._check_of(registered.standalone)
+            )
+            if check is None or not check.reads:
+                every_known = False
+                continue
+            mine = {key: value for key, value in bound.items() if key in check.reads}
+            read.update(mine)
+            if mine:
+                check.refuse(name, mine)
+        unread = sorted(set(bound) - read)
+        if every_known and unread:
+            raise InputValidationError(
+                f"cannot make {what}: {', '.join(map(repr, unread))} "
+                f"{'is' if len(unread) == 1 else 'are'} bound to every step, but "
+                f"no step's input reads {'it' if len(unread) == 1 else 'them'} "
+                f"(steps: {', '.join(task_names)}). Bind it to the step that "
+                "needs it, or remove it. Nothing was stored.",
+                errors=[
+                    {"loc": [key], "msg": "no step reads it", "type": "unread"}
+                    for key in unread
+                ],
+            )
 
     def _check_of(
         self, standalone: Standalone[Any, Any]

@@ -121,28 +121,16 @@ def new(
     return swarm
 
 
-async def add(
-    store: SignatureStore,
+def items(
     signer: Signer,
     swarm: SwarmSignature[Any],
     tasks: SignatureOrRef | Sequence[SignatureOrRef],
-    *,
-    close: bool = False,
-) -> tuple[list[str], Effects]:
-    """Add items in order; the effects start those that fit, if it runs.
-
-    One round trip whatever the batch size: one script checks the swarm and
-    every item, writes the new ones, appends them (and closes the swarm, with
-    ``close``) and starts what fits. It
-    refuses, writing nothing, a swarm that takes no more items (closed,
-    ending or ended, or gone) and items that are not pending, already in a
-    swarm or another container, or given twice.
-    """
-    given = as_list(tasks)
-    if not given:
-        return [], NOTHING
+) -> list[Write]:
+    """The records that add ``tasks`` to ``swarm``: new items made from refs
+    (with the swarm's kwargs bound, and checked), claims of signatures.
+    Nothing is stored, so a refused item leaves nothing behind."""
     writes: list[Write] = []
-    for task in given:
+    for task in as_list(tasks):
         if isinstance(task, TaskSignature):
             writes.append(Write(task.id, {}, claim=True))
             task.container_id, task.container_role = swarm.id, ITEM
@@ -150,6 +138,28 @@ async def add(
         item = signer.new(task, dict(swarm.kwargs))
         item.container_id, item.container_role = swarm.id, ITEM
         writes.append(Write(item.id, encode(item)))
+    return writes
+
+
+async def add(
+    store: SignatureStore,
+    swarm: SwarmSignature[Any],
+    writes: Sequence[Write],
+    *,
+    close: bool = False,
+) -> tuple[list[str], Effects]:
+    """Add items (from :func:`items`) in order; the effects start those that
+    fit, if it runs.
+
+    One round trip whatever the batch size: one script checks the swarm and
+    every item, writes the new ones, appends them (and closes the swarm, with
+    ``close``) and starts what fits. It refuses, writing nothing, a swarm
+    that takes no more items (closed, ending or ended, or gone) and items
+    that are not pending, already in a swarm or another container, or given
+    twice.
+    """
+    if not writes:
+        return [], NOTHING
     try:
         step = await store.swarm_add(swarm.id, writes, close=close)
     except SignatureNotFoundError as exc:

@@ -154,11 +154,13 @@ class WorkflowEngine:
             kwargs=kwargs,
             records=records,
         )
+        # Items are made (and checked) before anything is stored.
+        writes = swarms.items(self.signer, swarm, tasks or [])
         await self.store.create(records)
         swarm.bind(self)
-        if tasks:
+        if writes:
             ids, effects = await swarms.add(
-                self.store, self.signer, swarm, tasks, close=not keep_open
+                self.store, swarm, writes, close=not keep_open
             )
             await self.progress.apply(effects)
             swarm.closed = not keep_open
@@ -171,7 +173,8 @@ class WorkflowEngine:
         tasks: SignatureOrRef | Sequence[SignatureOrRef],
     ) -> list[str]:
         """Add items to ``swarm``; those that fit under the cap start now."""
-        ids, effects = await swarms.add(self.store, self.signer, swarm, tasks)
+        writes = swarms.items(self.signer, swarm, tasks)
+        ids, effects = await swarms.add(self.store, swarm, writes)
         await self.progress.apply(effects)
         return ids
 
