@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -335,10 +336,6 @@ async def test_depends_is_resolved_on_the_local_backend(
 
 async def test_stagger_extends_the_local_execution_timeout(redis_url: str) -> None:
     """The local backend keeps the deadline, so stagger's refresh must move it."""
-    import random
-    from datetime import timedelta
-
-    import mageflow
 
     class Fixed(random.Random):
         def uniform(self, a: float, b: float) -> float:
@@ -355,3 +352,35 @@ async def test_stagger_extends_the_local_execution_timeout(redis_url: str) -> No
     sig = await client.sign(staggered)
     assert await sig.aio_run({}) == {"ran": "yes"}
     await client.redis.aclose()
+
+
+async def test_drain_says_when_the_idle_pass_never_settles(
+    local: HatchetMageflow,
+) -> None:
+    dispatcher = local.dispatch_backend
+    assert isinstance(dispatcher, LocalDispatcher)
+
+    async def always_busy() -> bool:
+        await asyncio.sleep(0)  # ok: yield, as a pass that talks to Redis does
+        return True
+
+    dispatcher.on_idle = always_busy
+    with pytest.raises(TimeoutError, match=r"no run is in flight, but the idle pass"):
+        await dispatcher.drain(timeout=0.2)
+
+
+async def test_drain_names_the_runs_still_going(local: HatchetMageflow) -> None:
+    gate = asyncio.Event()
+
+    @local.task(name="stuck")
+    async def stuck(msg: dict[str, int]) -> None:
+        await gate.wait()
+
+    signature = await local.sign(stuck)
+    await signature.aio_run_no_wait({})
+    dispatcher = local.dispatch_backend
+    assert isinstance(dispatcher, LocalDispatcher)
+    with pytest.raises(TimeoutError, match=r"1 local run\(s\) still in flight: stuck"):
+        await dispatcher.drain(timeout=0.2)
+    gate.set()
+    await dispatcher.drain()

@@ -172,11 +172,15 @@ class LocalDispatcher:
             the message names them.
         """
 
+        passes = 0
+
         async def until_idle() -> None:
+            nonlocal passes
             while True:
                 while self._in_flight:
                     await asyncio.gather(*self._in_flight, return_exceptions=True)
                 idle_work = self.on_idle is not None and await self.on_idle()
+                passes += 1
                 if not idle_work and not self._in_flight:
                     return
 
@@ -184,11 +188,18 @@ class LocalDispatcher:
             await asyncio.wait_for(until_idle(), timeout)
         except asyncio.TimeoutError:
             still = [r for r in self.runs if r.state is RunState.RUNNING]
-            names = ", ".join(f"{r.task_name} ({r.run_id})" for r in still)
-            raise TimeoutError(
-                f"{len(still)} local run(s) still in flight after {timeout}s: "
-                f"{names or 'none recorded'}"
-            ) from None
+            if still:
+                names = ", ".join(f"{r.task_name} ({r.run_id})" for r in still)
+                why = f"{len(still)} local run(s) still in flight: {names}"
+            else:
+                # No run is going: the idle hook (recovery) kept finding work,
+                # e.g. a start re-sent again and again that never activates.
+                why = (
+                    f"no run is in flight, but the idle pass (recovery) found "
+                    f"work each of {passes} time(s) it ran; see the warnings "
+                    "logged by mageflow for what it re-sent"
+                )
+            raise TimeoutError(f"not drained after {timeout}s: {why}") from None
 
     def in_flight(self, signature_id: str) -> list[LocalRun]:
         """The runs of ``signature_id`` still going."""
