@@ -7,19 +7,20 @@ Starts its own ``redis-server`` on a free loopback port (or uses
 ``REDIS_URL``) and its own worker (this file, with ``--worker``) in a
 subprocess, in a fresh Hatchet namespace, and measures wall time from the
 client's side. Every mageflow case includes creating its signatures in
-Redis; it ends when the chain's or swarm's own status in Redis is final
-(polled every ``--poll`` seconds: 5 ms, a fraction of one engine hop).
+Redis; it ends when ``client.wait(workflow_id)`` returns: the end of the
+chain or swarm is announced on Redis pub/sub, nothing polls.
 
 * chain: ``client.chain([...20 no-op tasks])``, started with
   ``aio_run_no_wait``, against the same 20 no-op steps as one plain Hatchet
   DAG workflow (``parents=``, one run), timed two ways: ``aio_run`` (the
   SDK's result listener tells the client), and triggered without waiting,
-  its last step setting a Redis key that the client polls exactly as it
-  polls mageflow's status. Two more rows, 20 sequential ``aio_run`` of a
-  plain task and of a mageflow task, show what one client-driven hop costs
-  and what mageflow's task wrapper adds to it.
+  its last step setting a Redis key that the client polls (every
+  ``--poll`` seconds: 5 ms, a fraction of one engine hop). Two more rows,
+  20 sequential ``aio_run`` of a plain task and of a mageflow task, show
+  what one client-driven hop costs and what mageflow's task wrapper adds.
 * swarm: ``client.swarm([...200 no-op tasks], max_concurrency=200)`` (and the
-  default 30), closed, started with ``aio_run_no_wait``, against 200 plain
+  default 30; made from a list, it is closed), started with
+  ``aio_run_no_wait``, against 200 plain
   runs triggered in bulk (``aio_run_many(..., wait_for_result=False)``),
   again timed two ways: all results awaited at once with ``aio_result()``,
   and each run INCRs a Redis counter that the client polls.
@@ -69,7 +70,6 @@ from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER_NAME = "mageflow-bench"
-FINAL = {"done", "failed", "canceled", "interrupted"}
 CHAIN_TARGET = 1.3
 SWARM_TARGET = 1.2
 
@@ -307,18 +307,6 @@ async def timed(fn: Callable[[], Awaitable[Any]]) -> float:
     return time.perf_counter() - started
 
 
-async def wait_final(mf: Any, signature_id: str, poll: float) -> str:
-    """Poll the signature's status field until it is final; return it."""
-    from mageflow.store import keys
-
-    key = keys.signature(signature_id)
-    while True:
-        status = await mf.redis.hget(key, "status")
-        if status in FINAL:
-            return str(status)
-        await asyncio.sleep(poll)  # ok: polling interval for a condition
-
-
 class Case:
     def __init__(
         self, key: str, label: str, run: Callable[["Case"], Awaitable[None]]
@@ -346,9 +334,11 @@ def make_cases(args: argparse.Namespace, t: dict[str, Any]) -> list[Case]:
         t1 = time.perf_counter()
         await workflow.aio_run_no_wait(Noop(n=1))
         t2 = time.perf_counter()
-        status = await wait_final(mf, workflow.id, args.poll)
+        # The completion signal: the end is announced on Redis pub/sub, and
+        # wait() returns the result (or raises if the workflow failed).
+        result = await mf.wait(workflow.id, timeout=600)
         t3 = time.perf_counter()
-        assert status == "done", (workflow.id, status)
+        assert result is not None, workflow.id
         for name, value in (("create", t1 - t0), ("start", t2 - t1),
                             ("wait", t3 - t2)):  # fmt: skip
             case.phases[name].append(value)
@@ -402,9 +392,8 @@ def make_cases(args: argparse.Namespace, t: dict[str, Any]) -> list[Case]:
 
     def swarm_mf(cap: int) -> Callable[[Case], Awaitable[None]]:
         async def create() -> Any:
-            swarm = await mf.swarm([mf_noop] * runs, max_concurrency=cap)
-            await swarm.close()  # complete once every item finished
-            return swarm
+            # Made from a list, the swarm is closed: it completes on its own.
+            return await mf.swarm([mf_noop] * runs, max_concurrency=cap)
 
         async def run(case: Case) -> None:
             await mageflow_workflow(case, create)

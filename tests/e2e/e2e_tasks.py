@@ -336,7 +336,40 @@ async def long(msg: Order, ctx: Context) -> Receipt:
     return Receipt(key=msg.key, total=0.0)
 
 
+# --- results: retry, and a task written as the seeds write them ---------------------
+
+
+class Once(BaseModel):
+    result: Any = None
+    key: str
+
+
+@mf.task(name="e2e-fails-once", retries=0)
+async def fails_once(msg: Once) -> dict[str, Any]:
+    """Fails on its first call for a key, succeeds after (a retry's)."""
+    calls = await mf.redis.incr(f"e2e:once:{msg.key}")
+    if calls == 1:
+        raise RuntimeError("the first call fails")
+    return {"calls": calls, "got": msg.result}
+
+
+class SeedInput(BaseModel):
+    data: str
+
+
+class SeedOutput(BaseModel):
+    processed: str
+
+
+@mf.task(name="e2e-seed-style", input_validator=SeedInput)
+async def seed_style(msg: SeedInput):  # no return annotation, on purpose
+    """No return annotation, as in the seeds: what it returns arrives whole."""
+    return SeedOutput(processed=msg.data.upper())
+
+
 ALL_TASKS = [
+    fails_once,
+    seed_style,
     total,
     hang,
     long,
