@@ -234,3 +234,19 @@ async def test_a_swarm_made_without_tasks_is_open(
     await swarm.add([tasks["inc"]])
     await swarm.close()
     assert await swarm.aio_run() == [{"v": 4}]
+
+
+async def test_a_swarm_made_from_an_empty_list_completes_empty(
+    local: HatchetMageflow,
+) -> None:
+    swarm = await local.swarm([])
+    assert swarm.closed
+    assert await asyncio.wait_for(swarm.aio_run(), 10) == []
+
+
+async def test_adding_to_a_closed_swarm_says_how_to_keep_one_open(
+    local: HatchetMageflow, tasks: dict[str, Any]
+) -> None:
+    swarm = await local.swarm([tasks["inc"]])
+    with pytest.raises(mageflow.InvalidTransitionError, match="open=True"):
+        await swarm.add([tasks["inc"]])

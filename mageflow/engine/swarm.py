@@ -93,8 +93,10 @@ def new(
     error: CallbackSpec | None,
     kwargs: Mapping[str, Any],
     records: Records,
+    closed: bool = False,
 ) -> SwarmSignature[Any]:
-    """A new, empty swarm; its records go to ``records``."""
+    """A new, empty swarm (``closed``: taking no items at all); its records
+    go to ``records``."""
     if max_concurrency < 1:
         raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}.")
     for name, limit in (
@@ -112,6 +114,7 @@ def new(
         max_concurrency=max_concurrency,
         stop_after_n_failures=stop_after_n_failures,
         max_tasks=max_tasks,
+        closed=closed,
     )
     if task_name is not None:
         swarm.return_field = signer.resolve(task_name)[1]
@@ -172,7 +175,10 @@ async def add(
         ) from exc
     if step.verdict is SwarmVerdict.CLOSED:
         why = step.input
-        state = "closed (close() was called or max_tasks was reached)"
+        state = (
+            "closed (it was made with a list of tasks, close() was called, or "
+            "max_tasks was reached; make it with open=True to add items later)"
+        )
         if why != "closed":
             state = f"{why}, so it takes no more items"
         raise InvalidTransitionError(

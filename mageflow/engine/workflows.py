@@ -141,7 +141,8 @@ class WorkflowEngine:
         keep_open: bool = False,
     ) -> SwarmSignature[Any]:
         """Store a swarm, then add ``tasks`` to it, closing it with them
-        unless ``keep_open`` (a swarm made without tasks stays open)."""
+        unless ``keep_open`` (a swarm made without tasks, ``None``, stays
+        open; one made with an empty list is closed)."""
         records: Records = []
         swarm = swarms.new(
             self.signer,
@@ -153,6 +154,9 @@ class WorkflowEngine:
             error=error,
             kwargs=kwargs,
             records=records,
+            # An empty list is a list of tasks: closed (it completes with
+            # no results when started, like an empty Celery group).
+            closed=tasks is not None and not tasks and not keep_open,
         )
         # Items are made (and checked) before anything is stored.
         writes = swarms.items(self.signer, swarm, tasks or [])
