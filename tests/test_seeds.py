@@ -2,9 +2,9 @@
 and ``client-api.md``, on the local backend, over a real Redis.
 
 The documents live in ``/work/shared/seeds`` next to the repository, which a
-CI checkout elsewhere does not have; ``tests/seeds/`` holds verbatim copies,
-and :func:`test_the_copies_are_the_seeds` checks them byte for byte whenever
-the originals are there. The copies are what runs, so this never skips.
+CI checkout elsewhere does not have; the repository's ``seeds/`` holds
+verbatim copies, and :func:`test_the_copies_are_the_seeds` checks them byte
+for byte whenever the originals are there. The copies are what runs, so this never skips.
 
 How a document runs (:data:`SEEDS` says it for each):
 
@@ -44,7 +44,7 @@ from mageflow import HatchetMageflow
 from mageflow.client import BACKEND_ENV
 from mageflow.dispatch.local import LocalDispatcher
 
-COPIES = Path(__file__).resolve().parent / "seeds"
+COPIES = Path(__file__).resolve().parents[1] / "seeds"
 ORIGINALS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 
 RUN_TIMEOUT = 60.0
@@ -420,7 +420,7 @@ def test_the_copies_are_the_seeds() -> None:
     if not ORIGINALS.is_dir():
         pytest.skip(
             f"{ORIGINALS} is not here (a checkout without the shared seeds); "
-            "the copies in tests/seeds run regardless"
+            "the copies in seeds/ run regardless"
         )
     originals = sorted(p.name for p in ORIGINALS.glob("*.md"))
     assert originals == sorted(SEEDS), "a seed document was added or removed"

@@ -57,14 +57,14 @@ class FailedDepends:
     """A ``Depends(...)`` call, in a string annotation, that raised when run.
 
     Hatchet's ``Depends`` checks its argument in its constructor, so a wrong
-    argument makes the whole annotation fail to evaluate. This records what
+    argument makes the whole annotation fail to resolve. This records what
     the call was given, for a message that says what is wrong with it.
     """
 
     text: str
     """The call as written, e.g. ``Depends(42)``."""
     args: tuple[object, ...]
-    """Its positional arguments, evaluated."""
+    """Its positional arguments, as resolved."""
     keywords: tuple[str, ...]
     """The names of its keyword arguments, if any."""
 
@@ -178,7 +178,7 @@ def enclosing_names(fn: Callable[..., Any]) -> dict[str, object]:
     that enclose it, with their values now.
 
     With ``from __future__ import annotations`` an annotation is a string,
-    evaluated later against the module's globals only, so a model or a
+    resolved later against the module's globals only, so a model or a
     dependency defined in the same function as the task is out of its reach.
     Like pydantic, this reads them from the frame that is defining ``fn``,
     while it still runs, which it does while its decorator runs.
@@ -230,7 +230,7 @@ def _names_in(annotation: object, depth: int = 0) -> set[str]:
         return set()
     if isinstance(annotation, str):
         try:
-            node = ast.parse(annotation, mode="eval")
+            node = ast.parse(annotation)
         except SyntaxError:
             return set()
         return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
@@ -242,38 +242,66 @@ def _names_in(annotation: object, depth: int = 0) -> set[str]:
     return names
 
 
+class _DependsCall:
+    """Stands in for ``Depends`` while a failed annotation is resolved again:
+    it keeps what it was called with instead of checking it."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.args = args
+        self.keywords = tuple(kwargs)
+
+
 def _failed_depends(
     text: str, globalns: dict[str, Any], localns: Mapping[str, object]
 ) -> FailedDepends | None:
     """The ``Depends(...)`` call in ``text`` whose arguments are what made it
-    fail, evaluated the way ``get_type_hints`` evaluated them; ``None`` if
-    there is no such call."""
+    fail; ``None`` if there is no such call.
+
+    The annotation is resolved once more by ``get_type_hints``, as before,
+    with the name ``Depends`` bound to :class:`_DependsCall`, which records
+    its arguments. Only a call written ``Depends(...)`` whose name means
+    Hatchet's ``Depends`` here is looked at."""
+    if {**globalns, **localns}.get("Depends") is not Depends:
+        return None
     try:
-        tree = ast.parse(text, mode="eval")
+        tree = ast.parse(text)
     except SyntaxError:
         return None
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        try:
-            func = _evaluate(node.func, globalns, localns)
-            if not (isinstance(func, type) and issubclass(func, Depends)):
-                continue
-            args = tuple(_evaluate(arg, globalns, localns) for arg in node.args)
-        except Exception:
-            continue  # not something this can explain
-        keywords = tuple(k.arg or "**" for k in node.keywords)
-        return FailedDepends(ast.unparse(node), args, keywords)
-    return None
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "Depends"
+    ]
+    if not calls:
+        return None
+    try:
+        hint = typing.get_type_hints(
+            _Annotations({"hint": text}),
+            globalns=globalns,
+            localns={**localns, "Depends": _DependsCall},
+            include_extras=True,
+        )["hint"]
+    except Exception:
+        return None  # it fails for another reason: not something this explains
+    recorded = _depends_calls(hint)
+    if not recorded:
+        return None
+    call = recorded[0]
+    return FailedDepends(ast.unparse(calls[0]), call.args, call.keywords)
 
 
-def _evaluate(
-    node: ast.expr, globalns: dict[str, Any], localns: Mapping[str, object]
-) -> object:
-    """One sub-expression of an annotation, evaluated as ``get_type_hints``
-    evaluates the whole of it (the user's own annotation, in its namespace)."""
-    code = compile(ast.Expression(body=node), "<annotation>", "eval")
-    return eval(code, globalns, dict(localns))
+def _depends_calls(hint: object, depth: int = 0) -> list[_DependsCall]:
+    """The recorded ``Depends`` calls in a resolved annotation, outermost first."""
+    if isinstance(hint, _DependsCall):
+        return [hint]
+    if depth > 20:
+        return []
+    found: list[_DependsCall] = []
+    for part in (*typing.get_args(hint), *getattr(hint, "__metadata__", ())):
+        found += _depends_calls(part, depth + 1)
+    return found
 
 
 def _describe(exc: Exception) -> str:
@@ -283,10 +311,12 @@ def _describe(exc: Exception) -> str:
 def _match_by_name(text: str) -> object | None:
     """Step 3: recognise an injectable type by the shape of the annotation text."""
     try:
-        node = ast.parse(text, mode="eval").body
+        module = ast.parse(text)
     except SyntaxError:
         return None
-    return _match_node(node)
+    if len(module.body) != 1 or not isinstance(module.body[0], ast.Expr):
+        return None
+    return _match_node(module.body[0].value)
 
 
 def _match_node(node: ast.expr) -> object | None:
@@ -319,7 +349,7 @@ def _match_node(node: ast.expr) -> object | None:
             return None
         if wrapper == "Annotated" and inner_nodes:
             # Only the base type is matched. Metadata that calls something, such
-            # as Depends(...), needs real evaluation, so it leaves the
+            # as Depends(...), needs its names resolved for real, so it leaves the
             # annotation unresolved; plain metadata (strings, numbers) is inert.
             if any(
                 isinstance(n, ast.Call) for m in inner_nodes[1:] for n in ast.walk(m)
