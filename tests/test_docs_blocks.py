@@ -81,6 +81,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from md_fences import fences
 
 import mageflow
 from mageflow.dispatch.local import LocalDispatcher
@@ -94,7 +95,6 @@ TESTED_ELSEWHERE = {
     "docs/testing.md": "tests/test_pytest_plugin_docs.py",
 }
 
-_FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,})(?P<info>.*)$")
 _NOT_RUN = re.compile(r"^\s*<!--\s*not run\b:?(?P<why>.*?)-->\s*$")
 
 
@@ -117,30 +117,17 @@ def code_blocks(markdown: str, name: str = "<markdown>") -> list[Block]:
     """The fenced code blocks of ``markdown``, in order."""
     lines = markdown.splitlines()
     blocks: list[Block] = []
-    n = 0
-    while n < len(lines):
-        opening = _FENCE.match(lines[n])
-        if opening is None:
-            n += 1
-            continue
-        indent, fence = opening["indent"], opening["fence"]
-        before = next((lines[k] for k in range(n - 1, -1, -1) if lines[k].strip()), "")
-        marker = _NOT_RUN.match(before)
-        close = n + 1
-        while close < len(lines) and lines[close].strip() != fence:
-            close += 1
-        assert close < len(lines), f"{name}:{n + 1}: unclosed code fence"
-        body = [line[len(indent) :] for line in lines[n + 1 : close]]
+    for fence in fences(markdown, name):
+        marker = _NOT_RUN.match(fence.before)
         blocks.append(
             Block(
-                line=n + 1,
-                language=opening["info"].strip().split(" ")[0],
-                source="\n".join(body) + "\n",
+                line=fence.line,
+                language=fence.language,
+                source=fence.source,
                 not_run=marker["why"].strip() if marker else None,
-                end=close + 1,
+                end=fence.end,
             )
         )
-        n = close + 1
     for block, after in itertools.pairwise(blocks):
         between = lines[block.end : after.line - 1]
         if after.language == "text" and not any(line.strip() for line in between):

@@ -26,12 +26,12 @@ import re
 from pathlib import Path
 
 import pytest
+from md_fences import fences
 
 pytest_plugins = ["pytester"]
 
 TESTING_MD = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
 
-_FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,})(?P<info>.*)$")
 _NOT_A_TEST = re.compile(r"^\s*<!--\s*not a test module:\s*(?P<why>.*?)\s*-->\s*$")
 
 
@@ -46,33 +46,17 @@ class Block:
 
 def code_blocks(markdown: str) -> list[Block]:
     """The fenced code blocks of ``markdown``, dedented, in order."""
-    lines = markdown.splitlines()
     blocks: list[Block] = []
-    n = 0
-    while n < len(lines):
-        opening = _FENCE.match(lines[n])
-        if opening is None:
-            n += 1
-            continue
-        indent, fence = opening["indent"], opening["fence"]
-        language = opening["info"].strip().split(" ")[0]
-        before = next((lines[k] for k in range(n - 1, -1, -1) if lines[k].strip()), "")
-        marker = _NOT_A_TEST.match(before)
-        body: list[str] = []
-        close = n + 1
-        while close < len(lines) and lines[close].strip() != fence:
-            body.append(lines[close][len(indent) :])
-            close += 1
-        assert close < len(lines), f"testing.md:{n + 1}: unclosed code fence"
+    for fence in fences(markdown, "testing.md"):
+        marker = _NOT_A_TEST.match(fence.before)
         blocks.append(
             Block(
-                line=n + 1,
-                language=language,
-                source="\n".join(body) + "\n",
+                line=fence.line,
+                language=fence.language,
+                source=fence.source,
                 skipped_because=marker["why"] if marker else None,
             )
         )
-        n = close + 1
     return blocks
 
 
