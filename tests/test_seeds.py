@@ -4,7 +4,8 @@ and ``client-api.md``, on the local backend, over a real Redis.
 The documents live in ``/work/shared/seeds`` next to the repository, which a
 CI checkout elsewhere does not have; the repository's ``seeds/`` holds
 verbatim copies, and :func:`test_the_copies_are_the_seeds` checks them byte
-for byte whenever the originals are there. The copies are what runs, so this never skips.
+for byte whenever the originals are there. The copies are what runs, so
+this never skips.
 
 How a document runs (:data:`SEEDS` says it for each):
 

@@ -37,7 +37,7 @@ from mageflow.signature import (
     TaskSignature,
 )
 from mageflow.store import Requeue, Reset, SignatureStore, keys
-from mageflow.store.codec import dumps, loads_outcome
+from mageflow.store.codec import decode, dumps, loads_outcome
 
 RETRYABLE = frozenset({SignatureStatus.FAILED, SignatureStatus.INTERRUPTED})
 """What a retry accepts: the statuses that mean "ended without a result,
@@ -57,19 +57,18 @@ class _Planner:
 
     async def load(self, signature_id: str) -> tuple[TaskSignature, dict[str, str]]:
         record = await self.store.load_record(signature_id)
-        signature = await self.store.load(signature_id)
-        if record is None or signature is None:
+        if record is None:
             raise SignatureNotFoundError(
                 f"cannot retry: signature {signature_id}, part of the workflow, "
                 "is gone (removed or expired). Sign the workflow again.",
                 signature_id=signature_id,
             )
-        return signature, record
+        return decode(signature_id, record), record
 
     async def again(self, signature: TaskSignature, record: dict[str, str]) -> None:
         """Retry ``signature`` from where it failed (see the module docstring)."""
         if isinstance(signature, ChainSignature):
-            await self._chain_again(signature)
+            await self._chain_again(signature, record)
         elif isinstance(signature, SwarmSignature):
             await self._swarm_again(signature)
         else:
@@ -80,10 +79,11 @@ class _Planner:
                 Reset(signature.id, signature.status, SignatureStatus.PENDING, message)
             )
 
-    async def _chain_again(self, chain: ChainSignature) -> None:
+    async def _chain_again(
+        self, chain: ChainSignature, chain_record: dict[str, str]
+    ) -> None:
         self.plan.append(Reset(chain.id, chain.status, SignatureStatus.ACTIVE))
         previous: TaskSignature | None = None
-        chain_record = await self.store.load_record(chain.id) or {}
         for index, step_id in enumerate(chain.steps):
             step, record = await self.load(step_id)
             if step.status is SignatureStatus.DONE:

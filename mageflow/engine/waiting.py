@@ -22,6 +22,7 @@ import logging
 from redis.asyncio.client import PubSub
 
 from mageflow.errors import SignatureNotFoundError
+from mageflow.signature import TaskSignature
 from mageflow.store import SignatureStore, keys
 
 logger = logging.getLogger("mageflow")
@@ -36,10 +37,14 @@ class Waiters:
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
 
-    async def until_final(self, signature_id: str, timeout: float | None) -> bool:
-        """Wait until ``signature_id`` is final; ``False`` on timeout.
+    async def until_final(
+        self, signature_id: str, timeout: float | None
+    ) -> TaskSignature | None:
+        """Wait until ``signature_id`` is final and return it as it ended;
+        ``None`` on timeout.
 
-        :raises SignatureNotFoundError: there is no such signature.
+        :raises SignatureNotFoundError: there is no such signature (or it
+            expired after it ended, before it was read).
         """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         first = signature_id not in self._waiting
@@ -47,13 +52,12 @@ class Waiters:
         try:
             if first:
                 await self._subscribe(signature_id)
-            if await self._is_final(signature_id):
-                return True
-            try:
+            if (ended := await self._final(signature_id)) is not None:
+                return ended
+            # On a timeout it may have ended just now: read once more.
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(future), timeout)
-            except asyncio.TimeoutError:
-                return await self._is_final(signature_id)
-            return True
+            return await self._final(signature_id)
         finally:
             waiting = self._waiting.get(signature_id)
             if waiting is not None:
@@ -62,15 +66,17 @@ class Waiters:
                     del self._waiting[signature_id]
                     await self._unsubscribe(signature_id)
 
-    async def _is_final(self, signature_id: str) -> bool:
+    async def _final(self, signature_id: str) -> TaskSignature | None:
+        """The signature if it is final, else ``None``."""
         signature = await self._store.load(signature_id)
         if signature is None:
             raise SignatureNotFoundError(
                 f"cannot wait for signature {signature_id}: it does not exist "
-                "(removed, expired, or never created).",
+                "(removed, expired, or never created). Finished signatures are "
+                "kept for TTLConfig(done=...); raise it to read results later.",
                 signature_id=signature_id,
             )
-        return signature.status.is_final
+        return signature if signature.status.is_final else None
 
     async def _subscribe(self, signature_id: str) -> None:
         if self._pubsub is None:

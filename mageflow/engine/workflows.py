@@ -34,7 +34,6 @@ from mageflow.errors import (
     InputValidationError,
     SignatureCanceledError,
     SignatureFailedError,
-    SignatureNotFoundError,
     WaitTimeoutError,
 )
 from mageflow.registry import TaskRegistry
@@ -242,17 +241,11 @@ class WorkflowEngine:
         :raises WaitTimeoutError: it did not end within ``timeout`` seconds.
         :raises SignatureNotFoundError: there is no such signature.
         """
-        if not await self.waiters.until_final(signature_id, timeout):
+        signature = await self.waiters.until_final(signature_id, timeout)
+        if signature is None:
             raise WaitTimeoutError(
                 f"signature {signature_id} did not end within {timeout}s; it "
                 "goes on. Wait again, or longer.",
-                signature_id=signature_id,
-            )
-        signature = await self.store.load(signature_id)
-        if signature is None:
-            raise SignatureNotFoundError(
-                f"signature {signature_id} ended and then expired before its "
-                "result was read. Raise TTLConfig(done=...) to keep results longer.",
                 signature_id=signature_id,
             )
         return await self.result_of(signature)
