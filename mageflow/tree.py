@@ -15,14 +15,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from mageflow.engine.chain import STEP
 from mageflow.engine.kinds import KINDS
 from mageflow.errors import CorruptSignatureError, SignatureNotFoundError
+from mageflow.signature import SignatureStatus, SwarmSignature, TaskSignature
 from mageflow.store import SignatureStore
 from mageflow.store.codec import decode
+
+FINAL = frozenset(
+    s.value
+    for s in (
+        SignatureStatus.DONE,
+        SignatureStatus.FAILED,
+        SignatureStatus.CANCELED,
+        SignatureStatus.INTERRUPTED,
+    )
+)
+"""The statuses a signature ends in."""
+
+_STEP_LABEL = "step "
 
 
 class HasStore(Protocol):
@@ -49,6 +64,16 @@ class TreeNode:
     problem: str | None = None
     """Why the node could not be read (missing or corrupt), if it could not."""
     children: list[TreeNode] = dataclasses.field(default_factory=list)
+    total: int | None = None
+    """For a chain or swarm: how many steps or items it has."""
+    shown: tuple[int, int] | None = None
+    """For a large swarm read with ``collapse_over``: the slice
+    ``[start, end)`` of its items in ``children`` (``(0, 0)``:
+    collapsed, none). ``None``: all of them are there."""
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    """For a chain or swarm: ``total``, ``finished``, ``failed`` and
+    ``running`` children (a swarm's from its own counters, so they hold when
+    its items were not read)."""
 
     @property
     def duration(self) -> float | None:
@@ -134,8 +159,9 @@ async def build_tree(
     source: SignatureStore | HasStore,
     signature_id: str,
     *,
-    role: str = "root",
-    _seen: set[str] | None = None,
+    collapse_over: int | None = None,
+    pages: Mapping[str, int] | None = None,
+    page_size: int = 50,
 ) -> TreeNode:
     """Read the signature ``signature_id`` and everything it links to.
 
@@ -144,28 +170,55 @@ async def build_tree(
     otherwise :class:`~mageflow.SignatureNotFoundError` or
     :class:`~mageflow.CorruptSignatureError`. Below the root a missing or
     corrupt node is shown with its problem instead of raising.
+
+    By default the whole tree is read. For a large workflow (the dashboard)
+    pass ``collapse_over``: a swarm with more items than that shows none of
+    them, only its counts, unless ``pages`` names it; then it shows page
+    ``pages[id]`` (from 0) of ``page_size`` items. Its callbacks are always
+    shown. Each node's children are read in one round trip.
     """
     store = source if isinstance(source, SignatureStore) else source.store
-    seen = _seen if _seen is not None else set()
-    node = TreeNode(id=signature_id, role=role)
-    if signature_id in seen:
-        node.problem = "already shown above"
-        return node
-    seen.add(signature_id)
-    try:
-        record = await store.load_record(signature_id)
-        if record is None:
-            raise SignatureNotFoundError(
-                f"no signature {signature_id} in this Redis database (it never "
-                "existed, was removed, or expired).",
-                signature_id=signature_id,
-            )
-        signature = decode(signature_id, record)
-    except (SignatureNotFoundError, CorruptSignatureError) as exc:
-        if role == "root":
-            raise
-        node.problem = str(exc)
-        return node
+    record = await store.load_record(signature_id)
+    if record is None:
+        raise SignatureNotFoundError(
+            f"no signature {signature_id} in this Redis database (it never "
+            "existed, was removed, or expired).",
+            signature_id=signature_id,
+        )
+    root = TreeNode(id=signature_id, role="root")
+    # Raises for a corrupt root; below it, problems are shown.
+    signature = decode(signature_id, record)
+    window = _Window(collapse_over, pages or {}, page_size)
+    await _fill(store, root, signature, record, window, {signature_id})
+    return root
+
+
+@dataclasses.dataclass(frozen=True)
+class _Window:
+    collapse_over: int | None
+    pages: Mapping[str, int]
+    page_size: int
+
+    def of(self, container_id: str, total: int) -> tuple[int, int] | None:
+        """The slice of a container's children to show; ``None``: all."""
+        if self.collapse_over is None or total <= self.collapse_over:
+            return None
+        page = self.pages.get(container_id)
+        if page is None:
+            return (0, 0)
+        start = min(max(page, 0) * self.page_size, total)
+        return (start, min(start + self.page_size, total))
+
+
+async def _fill(
+    store: SignatureStore,
+    node: TreeNode,
+    signature: TaskSignature,
+    record: Mapping[str, str],
+    window: _Window,
+    seen: set[str],
+) -> None:
+    """Set ``node`` from its record, then read and add its children."""
     node.kind = signature.kind
     node.task_name = signature.task_name
     node.status = signature.status.value
@@ -178,7 +231,13 @@ async def build_tree(
         node.outcome = record.get("outcome")
     links: list[tuple[str, str]] = []
     if (container := KINDS.get(signature.kind)) is not None:
-        links.extend(await container.children(store, signature))
+        members = await container.children(store, signature)
+        node.total = len(members)
+        if isinstance(signature, SwarmSignature):
+            node.shown = window.of(signature.id, len(members))
+        if node.shown is not None:
+            members = members[node.shown[0] : node.shown[1]]
+        links.extend(members)
     success = signature.success_callbacks
     if signature.container_role == STEP:
         # The last success callback of a middle step is the next step, which
@@ -186,8 +245,49 @@ async def build_tree(
         success = success[:-1]
     links.extend(("on success", cb) for cb in success)
     links.extend(("on error", cb) for cb in signature.error_callbacks)
+    fresh = [child_id for _, child_id in links if child_id not in seen]
+    seen.update(fresh)
+    records = dict(zip(fresh, await store.load_records(fresh), strict=True))
     for child_role, child_id in links:
-        node.children.append(
-            await build_tree(store, child_id, role=child_role, _seen=seen)
-        )
-    return node
+        child = TreeNode(id=child_id, role=child_role)
+        node.children.append(child)
+        if child_id not in records:
+            child.problem = "already shown above"
+            continue
+        child_record = records.pop(child_id)
+        try:
+            if child_record is None:
+                raise SignatureNotFoundError(
+                    f"no signature {child_id} in this Redis database (it "
+                    "never existed, was removed, or expired).",
+                    signature_id=child_id,
+                )
+            child_signature = decode(child_id, child_record)
+        except (SignatureNotFoundError, CorruptSignatureError) as exc:
+            child.problem = str(exc)
+            continue
+        await _fill(store, child, child_signature, child_record, window, seen)
+    node.counts = _counts(node, signature, record)
+
+
+def _counts(
+    node: TreeNode, signature: TaskSignature, record: Mapping[str, str]
+) -> dict[str, int]:
+    """How many of a container's children are in which state."""
+    if isinstance(signature, SwarmSignature):
+        # The swarm's own counters: right even when its items are not read.
+        return {
+            "total": signature.size,
+            "finished": signature.finished,
+            "failed": signature.failed,
+            "running": int(record.get("running") or 0),
+        }
+    if node.total is None:
+        return {}
+    members = [c for c in node.children if c.role.startswith(_STEP_LABEL)]
+    return {
+        "total": node.total,
+        "finished": sum(1 for c in members if c.status in FINAL),
+        "failed": sum(1 for c in members if c.status == "failed"),
+        "running": sum(1 for c in members if c.status == "active"),
+    }

@@ -450,7 +450,7 @@ while #queue > 0 do
 end
 return removed
 """
-"""KEYS: the indexes (due, owed, leases). ARGV: key prefix (``mageflow:``),
+"""KEYS: the indexes (due, owed, leases, roots). ARGV: key prefix (``mageflow:``),
 root id. Deletes the signature, its callbacks and its children,
 transitively, and their index entries; returns how many keys went. It walks
 ids it reads, so it builds key names itself: like all of mageflow today it
@@ -516,11 +516,24 @@ local status, kind, problem = check(KEYS[1])
 if problem then return problem_reply(problem) end
 if status ~= 'pending' then return {'skip', status} end
 owe_start(KEYS[1], ARGV[1], ARGV[2], KEYS[2], tonumber(ARGV[3]))
+-- A start asked for from outside any workflow makes a root: list it where
+-- the dashboard finds it, newest first, bounded and no older than a record.
+if (redis.call('HGET', KEYS[1], 'container') or '') == '' then
+  local now, keep_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
+  redis.call('ZADD', KEYS[3], now, ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - keep_ms)
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[6]) - 1)
+  redis.call('PEXPIRE', KEYS[3], keep_ms)
+end
 return {'ok', status}
 """
 )
-"""KEYS: signature, due. ARGV: id, message JSON, when it is overdue (ms).
-Before a start is sent: if it is lost, recovery sends it again."""
+"""KEYS: signature, due, roots. ARGV: id, message JSON, when it is overdue
+(ms), now (ms), how long a root stays listed (ms: a record's whole life),
+how many roots are listed at most. Before a start is sent: if it is lost,
+recovery sends it again. A signature in no container is a workflow's root:
+it is listed in ``roots`` in the same step, so listing costs no round
+trip."""
 
 CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],

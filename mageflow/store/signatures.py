@@ -395,8 +395,15 @@ class SignatureStore:
         """Record a start about to be sent, so a lost one is sent again."""
         reply = await self._call(
             "MARK_DUE",
-            [keys.signature(signature_id), keys.DUE],
-            [signature_id, message, now_ms() + self.ttl.grace_ms],
+            [keys.signature(signature_id), keys.DUE, keys.ROOTS],
+            [
+                signature_id,
+                message,
+                (now := now_ms()) + self.ttl.grace_ms,
+                now,
+                self.ttl.active_ms,
+                keys.ROOTS_LIMIT,
+            ],
         )
         if text(reply[0]) in ("missing", "corrupt"):
             self._problem(reply, signature_id, "start")
@@ -526,7 +533,7 @@ class SignatureStore:
         """Delete the signature, its callbacks and children; count the keys."""
         removed = await self._call(
             "REMOVE",
-            [keys.DUE, keys.OWED, keys.LEASES],
+            [keys.DUE, keys.OWED, keys.LEASES, keys.ROOTS],
             [f"{keys.PREFIX}:", signature_id],
         )
         return int(removed)
@@ -574,6 +581,45 @@ class SignatureStore:
     async def forget(self, index: str, signature_id: str) -> None:
         """Drop a stale entry (its record is gone or moved on)."""
         await self._read(lambda: self.redis.zrem(index, signature_id))
+
+    async def roots(self, offset: int = 0, count: int = 50) -> list[tuple[str, float]]:
+        """``(id, started at, seconds since the epoch)`` of the workflows
+        started from outside any workflow, newest first; ``count`` from
+        ``offset``. Entries may name records that expired since."""
+        reply = await self._read(
+            lambda: self.redis.zrevrange(
+                keys.ROOTS, offset, offset + count - 1, withscores=True
+            )
+        )
+        return [(text(member), float(score) / 1000) for member, score in reply]
+
+    async def load_records(
+        self, signature_ids: Sequence[str]
+    ) -> list[dict[str, str] | None]:
+        """The raw records of ``signature_ids``, in one round trip, not
+        validated: ``None`` for each that is gone, ``{}`` for a key that is
+        not a hash."""
+        if not signature_ids:
+            return []
+
+        async def read() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=False)
+            for signature_id in signature_ids:
+                pipe.hgetall(keys.signature(signature_id))
+            result: list[Any] = await pipe.execute(raise_on_error=False)
+            return result
+
+        replies = await self._read(read)
+        # A key that is no hash (WRONGTYPE) reads as {}, which decode refuses
+        # as not a mageflow record: one bad key spoils no other.
+        return [
+            {}
+            if isinstance(reply, Exception)
+            else {text(k): text(v) for k, v in reply.items()}
+            if reply
+            else None
+            for reply in replies
+        ]
 
     async def index_size(self, index: str) -> int:
         size: int = await self._read(lambda: self.redis.zcard(index))
