@@ -3,25 +3,34 @@
 ``inspect <signature-id>`` prints the tree of a stored workflow (the
 signature, its status, task, kwargs, outcome and callbacks, and a
 container's children) from the Redis at ``REDIS_URL`` or ``--redis-url``.
-It only reads, so it works whichever backend ran the workflow.
+It only reads, so it works whichever backend ran the workflow. ``--format``
+picks text (the default), ``json`` (``--json`` for short), or a picture:
+``svg``, ``mermaid`` or ``dot`` (see :mod:`mageflow.graph`); ``-o FILE``
+writes it to a file instead of stdout.
 
 ``recover`` runs one recovery pass (see ``docs/reliability.md``) against the
 Redis and the Hatchet engine of the environment (``HATCHET_CLIENT_*``), and
 prints what it did. Workers run the same pass on their own.
 
-Exit status: 0 done, 1 not found / corrupt / Redis or engine unreachable,
-2 usage.
+``ui`` serves the dashboard (``pip install mageflow[ui]``; see
+``docs/dashboard.md``) on 127.0.0.1 until Ctrl-C. Its controls are off
+unless ``--allow-control``; resume and retry start runs on the engine of
+``HATCHET_CLIENT_*``, and without one only pause, stop and remove work.
+
+Exit status: 0 done, 1 not found / corrupt / Redis or engine unreachable /
+output file not writable, 2 usage.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -29,11 +38,22 @@ from redis.exceptions import RedisError
 
 from mageflow.client import Mageflow
 from mageflow.engine.recovery import RecoveryReport
-from mageflow.errors import CorruptSignatureError, SignatureNotFoundError
+from mageflow.errors import (
+    CorruptSignatureError,
+    DashboardExposedError,
+    SignatureNotFoundError,
+)
+from mageflow.graph import to_dot, to_mermaid, to_svg
 from mageflow.store import RedisConnection, SignatureStore
 from mageflow.store.connection import REDIS_URL_ENV
+from mageflow.testing import offline_hatchet
 from mageflow.tree import TreeNode, build_tree
 from mageflow.ttl import TTLConfig
+
+UI_TOKEN_ENV = "MAGEFLOW_UI_TOKEN"
+
+FORMATS = ("text", "json", "svg", "mermaid", "dot")
+"""What ``inspect --format`` can print."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,12 +75,58 @@ def _parser() -> argparse.ArgumentParser:
         help=f"the Redis to read (default: ${REDIS_URL_ENV})",
     )
     inspect.add_argument(
-        "--json", action="store_true", help="print the tree as JSON instead"
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text (the default), json, or a picture: svg, mermaid or dot",
+    )
+    inspect.add_argument(
+        "--json",
+        action="store_const",
+        const="json",
+        dest="format",
+        default=argparse.SUPPRESS,
+        help="short for --format json",
+    )
+    inspect.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        default=None,
+        help="write to FILE instead of stdout",
     )
     inspect.add_argument(
         "--no-outcomes",
         action="store_true",
         help="leave results and errors out of the text tree",
+    )
+    ui = commands.add_parser(
+        "ui",
+        help="serve the dashboard: every workflow as a live graph",
+        description="A local web dashboard over the Redis the workers use "
+        "(needs `pip install mageflow[ui]`). See docs/dashboard.md.",
+    )
+    ui.add_argument(
+        "--redis-url",
+        default=None,
+        help=f"the Redis to show (default: ${REDIS_URL_ENV})",
+    )
+    ui.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (default 127.0.0.1; any other needs a token)",
+    )
+    ui.add_argument("--port", type=int, default=8765, help="default 8765")
+    ui.add_argument(
+        "--allow-control",
+        action="store_true",
+        help="offer pause, resume, stop, retry and remove (behind a token)",
+    )
+    ui.add_argument(
+        "--token",
+        default=os.environ.get(UI_TOKEN_ENV) or None,
+        help=f"the token every request must carry (default: ${UI_TOKEN_ENV}; "
+        "with --allow-control and none given, a random one)",
     )
     recover = commands.add_parser(
         "recover",
@@ -100,6 +166,22 @@ def _as_json(node: TreeNode) -> dict[str, Any]:
     return data
 
 
+_PICTURES: dict[str, Callable[[TreeNode], str]] = {
+    "svg": to_svg,
+    "mermaid": to_mermaid,
+    "dot": to_dot,
+}
+
+
+def _render(tree: TreeNode, form: str, outcomes: bool) -> str:
+    """The tree in ``form`` (one of :data:`FORMATS`), ending in a newline."""
+    if form == "json":
+        return json.dumps(_as_json(tree), indent=2, default=str) + "\n"
+    if form == "text":
+        return tree.render(outcomes=outcomes) + "\n"
+    return _PICTURES[form](tree).rstrip("\n") + "\n"
+
+
 async def _inspect(url: str, signature_id: str) -> TreeNode:
     # Only the store: reading Redis needs no Hatchet client and no engine.
     connection = RedisConnection(url)
@@ -122,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "recover":
         return _run_recover(url, args.grace)
+    if args.command == "ui":
+        return _run_ui(url, args)
     try:
         tree = asyncio.run(_inspect(url, args.signature_id))
     except (SignatureNotFoundError, CorruptSignatureError) as exc:
@@ -134,10 +218,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    if args.json:
-        print(json.dumps(_as_json(tree), indent=2, default=str))
-    else:
-        print(tree.render(outcomes=not args.no_outcomes))
+    rendered = _render(tree, args.format, outcomes=not args.no_outcomes)
+    if args.output is None:
+        sys.stdout.write(rendered)
+        return 0
+    try:
+        with open(args.output, "w", encoding="utf-8") as file:
+            file.write(rendered)
+    except OSError as exc:
+        print(f"mageflow inspect: cannot write {args.output}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -160,4 +250,48 @@ def _run_recover(url: str, grace: float | None) -> int:
         )
         return 1
     print(f"mageflow recover: {report}")
+    return 0
+
+
+async def _ping(url: str) -> None:
+    connection = RedisConnection(url)
+    try:
+        await connection.client.ping()
+    finally:
+        await connection.aclose()
+
+
+def _run_ui(url: str, args: argparse.Namespace) -> int:
+    try:
+        # Imported here: the dashboard is an extra, and every other command
+        # must work without it.
+        from mageflow import ui
+    except ImportError as exc:
+        print(
+            f"mageflow ui: the dashboard is not installed ({exc}): "
+            "pip install 'mageflow[ui]'",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        access = ui.Access.for_host(
+            args.host, token=args.token, allow_control=args.allow_control
+        )
+    except DashboardExposedError as exc:
+        print(f"mageflow ui: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_ping(url))
+    except (RedisError, OSError, ValueError) as exc:
+        print(
+            f"mageflow ui: cannot reach Redis at {url}: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    # Resume and retry start runs: on the engine the environment names, or,
+    # with none, on one that is never reached (they then say so).
+    hatchet = None if os.environ.get("HATCHET_CLIENT_TOKEN") else offline_hatchet()
+    client = Mageflow(hatchet, redis_client=url)
+    with contextlib.suppress(KeyboardInterrupt):
+        ui.serve(client, access, host=args.host, port=args.port)
     return 0

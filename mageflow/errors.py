@@ -300,6 +300,19 @@ class ClientConfigError(MageflowError, ValueError):
         self.setting = setting
 
 
+class DashboardExposedError(MageflowError, ValueError):
+    """``mageflow ui`` was asked to listen on an address other machines can
+    reach, without a token: anyone there would read every workflow's inputs
+    and outputs. Pass a token, or bind a loopback address.
+
+    :ivar host: the address it was asked to listen on.
+    """
+
+    def __init__(self, message: str, *, host: str = "") -> None:
+        super().__init__(message)
+        self.host = host
+
+
 class EmbeddedRedisError(MageflowError):
     """No ``redis-server`` could be found or started for the embedded Redis.
 

@@ -123,6 +123,7 @@ def test_an_unbound_signature_says_which() -> None:
         errors.InputConflictError("two", signature_id="s1", field="x"),
         errors.CorruptSignatureError("bad", key="k", signature_id="s1"),
         errors.UnknownTaskError("who", task_name="t"),
+        errors.DashboardExposedError("open", host="0.0.0.0"),
     ],
     ids=lambda e: type(e).__name__,
 )

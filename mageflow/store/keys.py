@@ -77,9 +77,10 @@ LEASES = f"{PREFIX}:idx:leases"
 
 ROOTS = f"{PREFIX}:idx:roots"
 """Workflows started from outside any workflow, scored by when they were
-started: what the dashboard lists. Bounded (:data:`ROOTS_LIMIT`, oldest
-dropped first) and trimmed to a record's lifetime on every start; entries
-whose record expired sooner are skipped by the reader."""
+started (µs since the epoch): what the dashboard lists. Bounded
+(:data:`ROOTS_LIMIT`, oldest dropped first) and trimmed to a record's
+lifetime on every start; entries whose record expired sooner are skipped by
+the reader."""
 
 ROOTS_LIMIT = 10_000
 """The most roots :data:`ROOTS` lists at once."""

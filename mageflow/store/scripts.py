@@ -514,22 +514,23 @@ MARK_DUE = (
     + """
 local status, kind, problem = check(KEYS[1])
 if problem then return problem_reply(problem) end
+-- A start asked for from outside any workflow makes a root (also one that
+-- is paused, or ran before): list it where the dashboard finds it, newest
+-- first, bounded and no older than a record.
+if (redis.call('HGET', KEYS[1], 'container') or '') == '' then
+  local now, keep = tonumber(ARGV[4]), tonumber(ARGV[5])
+  redis.call('ZADD', KEYS[3], now, ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - keep)
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[6]) - 1)
+  redis.call('PEXPIRE', KEYS[3], math.floor(keep / 1000))
+end
 if status ~= 'pending' then return {'skip', status} end
 owe_start(KEYS[1], ARGV[1], ARGV[2], KEYS[2], tonumber(ARGV[3]))
--- A start asked for from outside any workflow makes a root: list it where
--- the dashboard finds it, newest first, bounded and no older than a record.
-if (redis.call('HGET', KEYS[1], 'container') or '') == '' then
-  local now, keep_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
-  redis.call('ZADD', KEYS[3], now, ARGV[1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - keep_ms)
-  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[6]) - 1)
-  redis.call('PEXPIRE', KEYS[3], keep_ms)
-end
 return {'ok', status}
 """
 )
 """KEYS: signature, due, roots. ARGV: id, message JSON, when it is overdue
-(ms), now (ms), how long a root stays listed (ms: a record's whole life),
+(ms), now (µs), how long a root stays listed (µs: a record's whole life),
 how many roots are listed at most. Before a start is sent: if it is lost,
 recovery sends it again. A signature in no container is a workflow's root:
 it is listed in ``roots`` in the same step, so listing costs no round

@@ -399,9 +399,10 @@ class SignatureStore:
             [
                 signature_id,
                 message,
-                (now := now_ms()) + self.ttl.grace_ms,
-                now,
-                self.ttl.active_ms,
+                now_ms() + self.ttl.grace_ms,
+                # Microseconds, so starts in one millisecond keep their order.
+                time.time_ns() // 1000,
+                self.ttl.active_ms * 1000,
                 keys.ROOTS_LIMIT,
             ],
         )
@@ -591,7 +592,7 @@ class SignatureStore:
                 keys.ROOTS, offset, offset + count - 1, withscores=True
             )
         )
-        return [(text(member), float(score) / 1000) for member, score in reply]
+        return [(text(member), float(score) / 1e6) for member, score in reply]
 
     async def load_records(
         self, signature_ids: Sequence[str]
