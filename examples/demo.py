@@ -1,6 +1,7 @@
 """mageflow end to end, in-process: a chain whose middle step is a swarm.
 
     ./scripts/demo            (or: python examples/demo.py)
+    ./scripts/demo --ui       then keep it open in the dashboard
 
 An order is checked, its lines are priced in parallel by a swarm (at most
 three at a time), and the priced lines are summed into an invoice. On the
@@ -19,10 +20,16 @@ way it shows:
 It runs on the local backend (for development and tests; production runs on
 Hatchet) against a real Redis: ``REDIS_URL`` if set, else a private
 ``redis-server`` started for the demo and stopped at the end.
+
+With ``--ui`` (needs ``pip install mageflow[ui]``, which ``./scripts/demo
+--ui`` installs) the demo then serves the dashboard on 127.0.0.1 (``--port``,
+8765 by default) with its controls on, prints the address of the workflow's
+page, and runs until Ctrl-C. Try retry on the failed order it adds.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
 import sys
@@ -133,7 +140,45 @@ async def progress(client: mageflow.HatchetMageflow, swarm_id: str) -> None:
         await asyncio.sleep(0.05)  # a display refresh rate, nothing waits on it
 
 
-async def main() -> None:
+async def show(client: mageflow.HatchetMageflow, chain_id: str, port: int) -> None:
+    """Serve the dashboard over the demo's Redis until interrupted."""
+    from mageflow import ui
+
+    # Controls on, so a newcomer can press them; the token keeps other
+    # local users' browsers out.
+    access = ui.Access.for_host("127.0.0.1", allow_control=True)
+    sock = ui.bind("127.0.0.1", port)
+    print(f"mageflow ui: {ui.address(sock, access, f'/workflows/{chain_id}')}")
+    print("  (the demo's workflow in the dashboard; Ctrl-C to stop)", flush=True)
+    await ui.server(client, access).serve(sockets=[sock])
+
+
+async def failing_order(client: mageflow.HatchetMageflow) -> None:
+    """One order with an unknown item: its pricing fails, for the dashboard."""
+    runner = client.dispatch_backend
+    assert isinstance(runner, LocalDispatcher)
+    pricing = await mageflow.swarm(
+        [await mageflow.sign("price-line", item="caviar", quantity=1)],
+        max_concurrency=1,
+        stop_after_n_failures=1,
+    )
+    await pricing.close()
+    chain = await mageflow.chain(
+        ["check-order", pricing, "sum-invoice"],
+        name="invoice-order",
+        error="page-someone",
+    )
+    await chain.aio_run_no_wait(Order(order_id="B-2", lines={"caviar": 1}))
+    await runner.drain(timeout=60)
+
+
+async def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="mageflow's demo")
+    parser.add_argument(
+        "--ui", action="store_true", help="then open it in the dashboard"
+    )
+    parser.add_argument("--port", type=int, default=8765, help="the dashboard's port")
+    args = parser.parse_args(argv)
     async with ensure_redis() as url:
         client = mageflow.Mageflow(redis_client=url, backend="local")
         build(client, random.Random(7))
@@ -178,6 +223,9 @@ async def main() -> None:
             final = await client.load_signature(chain.id)
             assert final is not None
             print(f"chain {final.status.value} in {elapsed:.2f}s")
+            if args.ui:
+                await failing_order(client)
+                await show(client, chain.id, args.port)
         await client.redis.aclose()
 
 

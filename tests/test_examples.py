@@ -106,3 +106,38 @@ def test_example_runs(name: str) -> None:
     assert result.returncode == 0, result.stderr
     for evidence in EXPECTED[name]:
         assert evidence in result.stdout, (evidence, result.stdout)
+
+
+def test_the_demo_leaves_its_workflow_open_in_the_dashboard() -> None:
+    """``./scripts/demo --ui``: the printed address opens the demo's workflow
+    page, whose graph shows the chain done."""
+    import httpx
+
+    demo = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "demo.py"), "--ui", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        address = None
+        for line in demo.stdout:  # ends if the demo dies: then the assert says so
+            if line.startswith("mageflow ui: "):
+                address = line.removeprefix("mageflow ui: ").strip()
+                break
+        assert address is not None, "the demo printed no dashboard address"
+        chain_id = address.split("/workflows/")[1].split("?")[0]
+        with httpx.Client(follow_redirects=True, timeout=10) as http:
+            page = http.get(address)
+            assert page.status_code == 200
+            assert "token=" not in str(page.url)  # kept in a cookie instead
+            assert f'data-id="{chain_id}"' in page.text
+            assert 'id="status" class="badge status-done"' in page.text
+            assert 'data-action="retry"' in page.text  # controls are on
+            listing = http.get(address.split("/workflows/")[0] + "/").text
+            assert listing.count("invoice-order") == 2  # and the failed one
+            assert "status-failed" in listing
+    finally:
+        demo.terminate()
+        demo.wait(timeout=20)
