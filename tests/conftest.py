@@ -56,19 +56,31 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-async def local(redis_url: str) -> AsyncIterator[HatchetMageflow]:
-    """A client on the local backend, over a freshly flushed real Redis."""
-    client = mageflow.Mageflow(redis_client=redis_url, backend="local")
+async def local(
+    redis_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[HatchetMageflow]:
+    """A client on the local backend, over a freshly flushed real Redis.
+
+    In a test that also asks for ``round_trips``, it reaches that Redis
+    through the counting proxy."""
+    url = redis_url
+    counter: RoundTrips | None = None
+    if "round_trips" in request.fixturenames:
+        counter = request.getfixturevalue("round_trips")
+        url = await counter.proxy.start()
+    client = mageflow.Mageflow(redis_client=url, backend="local")
     await client.redis.flushdb()
     try:
         with client.use():
             yield client
     finally:
         await client.redis.aclose()
+        if counter is not None:
+            await counter.proxy.close()
 
 
 @pytest.fixture
-def round_trips(monkeypatch: pytest.MonkeyPatch) -> RoundTrips:
-    """Counts the commands mageflow sends (a pipeline is one); see
-    :class:`roundtrips.RoundTrips`."""
-    return RoundTrips.install(monkeypatch)
+def round_trips(redis_url: str) -> RoundTrips:
+    """Counts the commands the test's ``local`` client sends, on the wire
+    (``local`` connects through its proxy); see :class:`roundtrips.RoundTrips`."""
+    return RoundTrips(redis_url)

@@ -1,8 +1,12 @@
 """A process for the fault-injection suite to kill: see tests/test_faults.py.
 
 Run as ``python fault_child.py``. It imports everything once, then for each
-line ``<redis-url> <shape>`` on stdin it forks a child that signs and starts
-that workflow and works on it until it is killed. It prints ``PID <pid>``
+line ``<redis-url> <shape> [<n>]`` on stdin it forks a child that signs and
+starts that workflow and works on it until it is killed; with ``<n>``, the
+child dies by itself the instant its ``n``-th script call since the start
+returns (each call is one atomic step, so every boundary between steps can
+be hit exactly), and without, it prints ``CALLS <count>`` when the workflow
+is done. It prints ``PID <pid>``
 for each child, the child prints ``STARTED <json>`` (what it built) the
 moment before it starts the workflow, and the zygote prints ``REAPED <pid>``
 when the child is gone. Forking from a process that has imported but not
@@ -17,13 +21,30 @@ import dataclasses
 import json
 import os
 import sys
+from typing import Any
 
 import fault_workflows
 
 import mageflow
+from mageflow.store import SignatureStore
 
 
-async def _work(url: str, shape: str) -> None:
+def _die_after(calls: list[int], limit: int | None) -> None:
+    """Count script calls from now on; at the ``limit``-th, die at once
+    (no cleanup, like a kill) just after its step was applied."""
+    real = SignatureStore._call
+
+    async def counted(self: SignatureStore, *args: Any, **kwargs: Any) -> Any:
+        reply = await real(self, *args, **kwargs)
+        calls[0] += 1
+        if calls[0] == limit:
+            os._exit(0)
+        return reply
+
+    SignatureStore._call = counted  # type: ignore[method-assign]
+
+
+async def _work(url: str, shape: str, limit: int | None) -> None:
     client = mageflow.Mageflow(redis_client=url, backend="local")
     fault_workflows.declare(client)
     with client.use():
@@ -31,19 +52,22 @@ async def _work(url: str, shape: str) -> None:
         print("STARTED " + json.dumps(dataclasses.asdict(built)), flush=True)
         root = await client.load_signature(built.root)
         assert root is not None
+        calls = [0]
+        _die_after(calls, limit)
         await root.aio_run_no_wait({})
         await client.dispatch_backend.drain(timeout=600)  # type: ignore[attr-defined]
+        print(f"CALLS {calls[0]}", flush=True)
         print("FINISHED", flush=True)
         await asyncio.Event().wait()  # stay until killed
 
 
 def main() -> None:
     for line in sys.stdin:
-        url, shape = line.split()
+        url, shape, *limit = line.split()
         pid = os.fork()
         if pid == 0:
             try:
-                asyncio.run(_work(url, shape))
+                asyncio.run(_work(url, shape, int(limit[0]) if limit else None))
             finally:
                 os._exit(0)
         print(f"PID {pid}", flush=True)

@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 
 class RedisProxy:
     """A TCP proxy in front of a Redis server, with outages on demand."""
 
-    def __init__(self, target_url: str) -> None:
+    def __init__(
+        self,
+        target_url: str,
+        tap: Callable[[Any], Callable[[bytes], None]] | None = None,
+    ) -> None:
         self._target = urlsplit(target_url)
+        self._tap = tap
+        """Per connection, a function that sees every byte its client
+        sends, in order (see tests/roundtrips.py)."""
         self._server: asyncio.AbstractServer | None = None
         self._pipes: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[None]] = set()
@@ -51,14 +60,21 @@ class RedisProxy:
         up_reader, up_writer = await self._upstream()
         self._pipes.update((writer, up_writer))
 
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pump(
+            src: asyncio.StreamReader,
+            dst: asyncio.StreamWriter,
+            tap: Callable[[bytes], None] | None = None,
+        ) -> None:
             with contextlib.suppress(ConnectionError, OSError):
                 while data := await src.read(65536):
+                    if tap is not None:
+                        tap(data)
                     dst.write(data)
                     await dst.drain()
             dst.close()
 
-        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        tap = self._tap(writer) if self._tap is not None else None
+        await asyncio.gather(pump(reader, up_writer, tap), pump(up_reader, writer))
         self._pipes.difference_update((writer, up_writer))
         if me is not None:
             self._handlers.discard(me)

@@ -1,56 +1,93 @@
-"""Counting the round trips mageflow makes to Redis, for cost assertions.
+"""Counting the round trips mageflow makes to Redis, on the wire.
 
-Counts every packed command redis-py sends (a pipeline is one), leaving out
-the handshake it sends when it opens a connection: how many connections a
-run opens depends on timing, what it sends does not.
+A test that asks for ``round_trips`` gets its ``local`` client connected
+through a loopback proxy (:class:`faults.RedisProxy`) that reads the RESP
+commands each client sends: nothing in redis-py is patched, so the count
+holds for every redis-py release mageflow supports, and the server behind
+the proxy is the real one. Every command mageflow sends on these paths is a
+script call or a single read, one round trip each; a pipeline would count
+one per command, so the count is never below the truth. Left out: the
+handshake a connection sends when it opens (:data:`HANDSHAKE`): how many
+connections a run opens depends on timing, what it sends does not.
 """
 
 from __future__ import annotations
 
-import contextvars
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-from redis.asyncio.connection import AbstractConnection
+from faults import RedisProxy
 
-_CONNECTING: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "connecting", default=False
+HANDSHAKE = frozenset(
+    {
+        "HELLO",
+        "AUTH",
+        "SELECT",
+        "CLIENT SETINFO",
+        "CLIENT SETNAME",
+        "CLIENT MAINT_NOTIFICATIONS",  # redis-py 7 asks for these on connect
+    }
 )
 
 
+class _Commands:
+    """Splits one connection's byte stream into RESP commands (arrays of
+    bulk strings, which is all a client sends)."""
+
+    def __init__(self, seen: Counter[str]) -> None:
+        self._seen = seen
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        while (parsed := self._one()) is not None:
+            args, self._buffer = parsed
+            name = args[0].upper() if args else ""
+            if name in ("CLIENT", "SCRIPT", "CONFIG") and len(args) > 1:
+                name = f"{name} {args[1].upper()}"
+            self._seen[name] += 1
+
+    def _one(self) -> tuple[list[str], bytes] | None:
+        buf = self._buffer
+        end = buf.find(b"\r\n")
+        if end < 0:
+            return None
+        if buf[:1] != b"*":
+            raise AssertionError(f"not a RESP command: {buf[:40]!r}")
+        count, at, args = int(buf[1:end]), end + 2, []
+        for _ in range(count):
+            end = buf.find(b"\r\n", at)
+            if end < 0:
+                return None
+            size = int(buf[at + 1 : end])
+            start = end + 2
+            if len(buf) < start + size + 2:
+                return None
+            if len(args) < 2:  # only the name (and subcommand) are needed
+                args.append(buf[start : start + size].decode(errors="replace"))
+            at = start + size + 2
+        return args, buf[at:]
+
+
 class RoundTrips:
-    def __init__(self) -> None:
-        self.count = 0
+    """Commands sent through one proxy since the last :meth:`reset`."""
 
-    @classmethod
-    def install(cls, monkeypatch: pytest.MonkeyPatch) -> RoundTrips:
-        counter = cls()
-        send = AbstractConnection.send_packed_command
+    def __init__(self, redis_url: str) -> None:
+        self.seen: Counter[str] = Counter()
+        self.proxy = RedisProxy(redis_url, tap=self._tap)
 
-        async def counted_send(
-            self: Any, command: Any, check_health: bool = True
-        ) -> None:
-            if not _CONNECTING.get():
-                counter.count += 1
-            await send(self, command, check_health)
+    def _tap(self, _client: Any) -> Callable[[bytes], None]:
+        return _Commands(self.seen).feed
 
-        monkeypatch.setattr(AbstractConnection, "send_packed_command", counted_send)
-        # redis-py 5 connects through on_connect, later releases through
-        # on_connect_check_health: silence whichever runs.
-        for name in ("on_connect", "on_connect_check_health"):
-            if hasattr(AbstractConnection, name):
-                monkeypatch.setattr(
-                    AbstractConnection, name, _quiet(getattr(AbstractConnection, name))
-                )
-        return counter
+    def reset(self) -> None:
+        self.seen.clear()
 
+    @property
+    def commands(self) -> Counter[str]:
+        """Per command name, how many were sent (handshakes left out)."""
+        return Counter({k: v for k, v in self.seen.items() if k not in HANDSHAKE})
 
-def _quiet(connect: Any) -> Any:
-    async def quiet(self: Any, *args: Any, **kwargs: Any) -> None:
-        token = _CONNECTING.set(True)
-        try:
-            await connect(self, *args, **kwargs)
-        finally:
-            _CONNECTING.reset(token)
-
-    return quiet
+    @property
+    def count(self) -> int:
+        return sum(self.commands.values())

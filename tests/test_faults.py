@@ -1,4 +1,4 @@
-"""Fault injection: break five workflow shapes six ways; each must still end.
+"""Fault injection: break five workflow shapes seven ways; each must still end.
 
 The shapes (tests/fault_workflows.py): a task with success and error
 callbacks, a chain of 3, a swarm of 20 at cap 3, a chain whose middle step is
@@ -8,6 +8,9 @@ a swarm, a swarm of chains. The faults:
   instant; a fresh process with the same task definitions recovers. Run
   for many seeds (``MAGEFLOW_FAULT_SEEDS`` per shape, 60 by default); a
   failure prints its seed, and ``MAGEFLOW_FAULT_SEED=<n>`` replays it;
+* **kill after every step**: the process dies the instant its n-th script
+  call returns, for every n the workflow makes: every boundary between two
+  atomic steps, none left to chance;
 * **outage**: Redis is unreachable for 2 s at a random instant;
 * **timeout**: one step runs past its execution_timeout;
 * **validation**: one step's input fails its model;
@@ -157,6 +160,47 @@ async def test_kill_at_a_random_instant(
                 f"shape {shape!r}, seed {seed} (replay: "
                 f"MAGEFLOW_FAULT_SEED={seed} pytest {__file__} -k "
                 f"'kill and {shape}'): {exc}"
+            ) from exc
+
+
+# --- kill at every step boundary ---------------------------------------------------
+
+
+async def _calls_of(
+    client: HatchetMageflow, zygote: Zygote, url: str, shape: str
+) -> int:
+    """How many script calls the workflow makes when nothing breaks."""
+    await client.redis.flushdb()
+    zygote.send(f"{url} {shape}")
+    pid = int(await zygote.line("PID "))
+    calls = int(await zygote.line("CALLS "))
+    os.kill(pid, signal.SIGKILL)
+    assert int(await zygote.line("REAPED ")) == pid
+    return calls
+
+
+@pytest.mark.parametrize("shape", fw.SHAPES)
+async def test_kill_after_every_step(
+    client: HatchetMageflow, zygote: Zygote, redis_url: str, shape: str
+) -> None:
+    """Each script call is one atomic step; the process dies right after
+    the n-th, for every n: a fresh process recovers every one."""
+    total = await _calls_of(client, zygote, redis_url, shape)
+    assert total > 0
+    for n in range(1, total + 1):
+        await client.redis.flushdb()
+        zygote.send(f"{redis_url} {shape} {n}")
+        pid = int(await zygote.line("PID "))
+        built = fw.Built(**json.loads(await zygote.line("STARTED ")))
+        assert int(await zygote.line("REAPED ")) == pid
+        killed_mid_run = await fw.unsettled(client)
+        await client.recover(grace=timedelta(0))
+        await backend(client).drain(timeout=60)
+        try:
+            await fw.check(client, built, killed_mid_run=killed_mid_run)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"shape {shape!r}, killed after step {n} of {total}: {exc}"
             ) from exc
 
 

@@ -431,17 +431,20 @@ async def test_round_trips_per_item_do_not_grow_with_the_swarm(
     async def total(size: int) -> int:
         swarm = await local.swarm([await local.sign("inc", x=i) for i in range(size)])
         await swarm.close()
-        round_trips.count = 0
+        round_trips.reset()
         await swarm.aio_run_no_wait({})
         await backend(local).drain()
         return round_trips.count
 
     await total(10)  # the server has every script loaded from here on
-    small, large = await total(10), await total(200)
-    # Each item beyond the first ten costs exactly ACTIVATE, FINISH,
-    # SWARM_ITEM_DONE and MARK_SENT; the swarm's start and completion are
-    # the same whatever the size.
-    assert (large - small) / 190 == 4
+    small, large = await total(10), await total(1000)
+    # Each item beyond the first ten costs exactly ACTIVATE and FINISH_ITEM
+    # (its outcome and its swarm's step in one script); the swarm's start
+    # and completion are the same whatever the size.
+    assert (large - small) / 990 == 2
+    assert round_trips.commands == Counter(
+        {"EVALSHA": large - 2, "HGETALL": 1, "HMGET": 1}
+    )
     assert recover is not None
     assert not await recover()  # and nothing was left owed
 

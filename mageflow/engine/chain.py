@@ -27,7 +27,7 @@ from mageflow.signature import (
     SignatureStatus,
     TaskSignature,
 )
-from mageflow.store import ActivationVerdict, SignatureStore
+from mageflow.store import ActivationVerdict, SignatureStore, SwarmStep
 from mageflow.store.codec import Write, dumps, encode
 
 logger = logging.getLogger("mageflow")
@@ -90,7 +90,7 @@ class ChainKind:
         interrupts the steps after it (they never run, and end), and the
         chain takes the step's outcome.
         """
-        if child.container_role == STEP and status is SignatureStatus.DONE:
+        if not self.needs_word(child, status):
             return NOTHING
         chain = await store.load(container_id)
         if not isinstance(chain, ChainSignature):
@@ -99,6 +99,17 @@ class ChainKind:
         if status is not SignatureStatus.DONE and child.id in chain.steps:
             later = chain.steps[chain.steps.index(child.id) + 1 :]
         return Effects(interrupt=later, settle=Settle(chain, status, outcome))
+
+    told_with_finish = False
+
+    def needs_word(self, child: TaskSignature, status: SignatureStatus) -> bool:
+        # A middle step that succeeded started the next one: nothing to say.
+        return not (child.container_role == STEP and status is SignatureStatus.DONE)
+
+    async def after_finish(
+        self, store: SignatureStore, container_id: str, step: SwarmStep, outcome: Any
+    ) -> Effects:
+        return NOTHING  # never called: a chain is told by child_finished
 
     async def resumed(self, store: SignatureStore, container_id: str) -> Effects:
         return NOTHING  # the steps themselves carry what was paused

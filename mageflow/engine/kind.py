@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from mageflow.signature import SignatureStatus, TaskSignature
-from mageflow.store import CallbackTarget, SignatureStore, scripts
+from mageflow.store import CallbackTarget, SignatureStore, SwarmStep, scripts
 
 CONTAINER_HOLDER = scripts.CONTAINER_HOLDER
 """The holder a chain or swarm is activated and settled with: a container
@@ -77,6 +77,30 @@ class ContainerKind(Protocol):
         outcome: Any,
     ) -> Effects:
         """``child`` settled with ``status`` and ``outcome`` (JSON data)."""
+        ...
+
+    def needs_word(self, child: TaskSignature, status: SignatureStatus) -> bool:
+        """Whether ``child`` ending with ``status`` is news to the container
+        (:meth:`child_finished` has something to do). When it is not, the
+        child's outcome is complete as soon as it is recorded: one round
+        trip less."""
+        ...
+
+    @property
+    def told_with_finish(self) -> bool:
+        """Whether the store tells the container of a child's outcome in the
+        child's own finish script, answered by :meth:`after_finish`."""
+        ...
+
+    async def after_finish(
+        self,
+        store: SignatureStore,
+        container_id: str,
+        step: SwarmStep,
+        outcome: Any,
+    ) -> Effects:
+        """What to do after the store took the container's step with the
+        child's finish (only when :attr:`told_with_finish`)."""
         ...
 
     async def resumed(self, store: SignatureStore, container_id: str) -> Effects:

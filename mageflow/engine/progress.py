@@ -7,14 +7,20 @@ settle the container, which tells *its* container, and so on. Kinds only
 answer with :class:`~mageflow.engine.kind.Effects`; :meth:`Progress.apply`
 carries them out, here.
 
-Settling costs three Redis round trips at most, whatever the callbacks:
+Settling costs one Redis round trip, whatever the callbacks, in the common
+case:
 
 1. ``finish``: one script records the outcome, returns the callbacks to
-   fire, and records, as debts, each callback's start and the signature's
-   own completion;
-2. the container's script, when the signature has a container;
-3. ``mark_sent``: once the callbacks were dispatched and the container told,
-   which clears the completion debt.
+   fire and records, as debts, each callback's start. When no container
+   needs to hear of it (none, or a chain's middle step that succeeded), the
+   completion is done there. A swarm item's script takes the swarm's step
+   too (``FINISH_ITEM``), so an item is done there unless it ends the swarm.
+
+Otherwise the signature's completion is recorded as a debt as well, and
+two more follow:
+
+2. the container's script;
+3. ``mark_sent``: once the container was told, which clears the debt.
 
 ``finish`` is the commit point. What follows it may fail (a worker dies, the
 engine refuses a trigger, Redis goes away): the debts recorded with the
@@ -51,6 +57,7 @@ from mageflow.store import (
     ActivationVerdict,
     BadTarget,
     CallbackTarget,
+    Finish,
     FinishVerdict,
     SignatureStore,
     keys,
@@ -260,13 +267,20 @@ class Progress:
         leaves the completion owed, for the next delivery or recovery.
         """
         value = jsonable(outcome)
+        container = (
+            container_of_role(signature.container_role)
+            if signature.container_id is not None
+            else None
+        )
+        told_with_finish = container is not None and container.told_with_finish
         finish = await self._store.finish(
             signature.id,
             token,
             status,
             dumps(value),
             callbacks_for(signature, status),
-            in_container=signature.container_id is not None,
+            alone=container is None or not container.needs_word(signature, status),
+            swarm_id=signature.container_id if told_with_finish else None,
         )
         if finish.verdict is FinishVerdict.FINISHED:
             # This holder finished it before (a repeat): complete it too.
@@ -281,7 +295,9 @@ class Progress:
                 finish.verdict.value,
             )
             return
-        await self._complete(signature, status, value, finish.targets, finish.bad)
+        await self._complete(
+            signature, status, value, finish.targets, finish.bad, finish
+        )
 
     async def replay(self, signature: TaskSignature, record: Mapping[str, str]) -> Any:
         """Complete a finished signature whose completion may have been cut short.
@@ -304,12 +320,30 @@ class Progress:
         value: Any,
         targets: Sequence[CallbackTarget],
         bad: Sequence[BadTarget],
+        finish: Finish | None = None,
     ) -> None:
+        """Fire the callbacks and tell the container, as far as ``finish``
+        (the script that recorded the outcome) left that to do; a replay
+        (no ``finish``) does it all."""
         try:
             if targets or bad:
                 await self.fire(targets, value, bad)
-            await self.tell_container(signature, status, value)
-            await self._store.mark_sent(signature.id)
+            container = container_of_role(signature.container_role)
+            step = finish.step if finish is not None else None
+            if (
+                step is not None
+                and container is not None
+                and signature.container_id is not None
+            ):
+                await self.apply(
+                    await container.after_finish(
+                        self._store, signature.container_id, step, value
+                    )
+                )
+            elif finish is None or not finish.sent:
+                await self.tell_container(signature, status, value)
+            if finish is None or not finish.sent:
+                await self._store.mark_sent(signature.id)
         except Exception:
             logger.warning(
                 "mageflow: completion of signature %s was cut short; recovery "

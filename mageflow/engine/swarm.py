@@ -64,6 +64,19 @@ class SwarmKind:
         step = await store.swarm_item_done(
             container_id, child.id, status, dumps(outcome)
         )
+        return await self.after_finish(store, container_id, step, outcome)
+
+    told_with_finish = True
+    """An item's finish takes the swarm's step too (``FINISH_ITEM``)."""
+
+    def needs_word(self, child: TaskSignature, status: SignatureStatus) -> bool:
+        return True  # every outcome is counted at its position
+
+    async def after_finish(
+        self, store: SignatureStore, container_id: str, step: SwarmStep, outcome: Any
+    ) -> Effects:
+        """Start what the step started; on ``FAIL`` interrupt what runs and
+        fail the swarm; on ``COMPLETE`` settle it with the ordered results."""
         if step.verdict is SwarmVerdict.FAIL:
             return await _failure(store, container_id, step.ids, outcome)
         return await _after(store, container_id, step)

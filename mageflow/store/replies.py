@@ -90,6 +90,12 @@ class Finish:
     targets: tuple[CallbackTarget, ...] = ()
     bad: tuple[BadTarget, ...] = ()
     """Callbacks that could not be read (corrupt records)."""
+    sent: bool = False
+    """Nothing more is owed for this outcome (its starts are recorded as
+    owed, its container, if any, heard of it): no ``mark_sent`` follows."""
+    step: SwarmStep | None = None
+    """For a swarm item finished with its swarm's step
+    (:data:`~mageflow.store.scripts.FINISH_ITEM`): what the swarm decided."""
 
 
 class SwarmVerdict(enum.Enum):

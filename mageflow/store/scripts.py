@@ -10,8 +10,9 @@ nothing otherwise. Scripts reply with a small tuple whose first element is a
 **Debts.** A transition that owes downstream work records the debt in the
 same script, in a sorted set that recovery scans (:mod:`mageflow.store.keys`):
 ``due`` for signatures decided to start (cleared by their activation),
-``owed`` for finished signatures whose callbacks and container were not all
-told yet (cleared by ``MARK_SENT``), and ``leases`` for the lease of every
+``owed`` for finished signatures whose container was not told yet (cleared
+by ``MARK_SENT``; a callback's start is owed in ``due`` by the finish
+itself), and ``leases`` for the lease of every
 running signature (renewed by its holder, cleared by its finish).
 
 A signature is a hash (see :mod:`mageflow.store.keys`). Fields:
@@ -186,66 +187,88 @@ be re-sent, and ``1`` when its live holder is still sending them),
 ``canceled``, ``mismatch`` (the record is another task's or kind's),
 ``missing`` or ``corrupt``."""
 
+_FINISH = """
+-- keep_delivery(key, message): a paused signature keeps the delivery it
+-- was owed, to run on resume (what ACTIVATE records for one that arrives).
+local function keep_delivery(key, message)
+  local held, from = unpack(redis.call('HMGET', key, 'held', 'paused_from'))
+  if not held and from ~= 'active' then redis.call('HSETNX', key, 'msg', message) end
+end
+-- finish(...): record an outcome by its holder; owe each callback its start.
+-- alone == '1': nothing else is owed (no container to tell), so the
+-- completion is done here: sent, and the holder's lease let go.
+local function finish(key, owed, leases, due, callbacks, callback_ids, token,
+                      outcome_status, outcome, done_ms, now_iso, alone, now, grace, id)
+  local status, kind, problem = check(key)
+  if problem then return problem_reply(problem) end
+  if redis.call('HGET', key, 'holder') ~= token then return {'lost', status} end
+  if status == 'active' then
+    redis.call('HSET', key, 'status', outcome_status, 'outcome', outcome,
+               'finished', now_iso, 'sent', alone)
+    redis.call('PEXPIRE', key, done_ms)
+    ended(id, outcome_status)
+    -- The holder keeps its lease until its completion is sent (MARK_SENT).
+    if alone == '0' then
+      redis.call('ZADD', owed, now + grace, id)
+    else
+      redis.call('ZREM', leases, id)
+    end
+    local described = {}
+    for i, callback in ipairs(callbacks) do
+      local d = describe(callback)
+      described[i] = d
+      if d[1] ~= nil and d[1] ~= '!' then
+        local field = d[5]
+        if not field or field == '' then field = RESULT_FIELD end
+        local message = '{' .. cjson.encode(field) .. ':' .. outcome .. '}'
+        if d[6] == 'pending' then
+          owe_start(callback, callback_ids[i], message, due, now + grace)
+        elseif d[6] == 'suspended' then
+          keep_delivery(callback, message)
+        end
+      end
+    end
+    return {'fire', described}
+  end
+  if status == 'suspended' then
+    redis.call('HSET', key, 'held', outcome_status, 'outcome', outcome,
+               'finished', now_iso)
+    redis.call('ZREM', leases, id)
+    return {'held', status}
+  end
+  if status == 'done' or status == 'failed' then return {'finished', status} end
+  redis.call('ZREM', leases, id)
+  return {'dropped', status}
+end
+"""
+"""Shared by :data:`FINISH` and :data:`FINISH_ITEM`: recording an outcome."""
+
 FINISH = (
     _PRELUDE
+    + _FINISH
     + """
-local key, owed, leases, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local token, outcome_status, outcome, done_ms, now_iso, in_container, now, grace, id =
+local callbacks, callback_ids = {}, {}
+for i = 5, #KEYS do
+  callbacks[#callbacks + 1] = KEYS[i]
+  callback_ids[#callback_ids + 1] = ARGV[9 + i - 4]
+end
+return finish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], callbacks, callback_ids,
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]),
-  tonumber(ARGV[8]), ARGV[9]
-local status, kind, problem = check(key)
-if problem then return problem_reply(problem) end
-if redis.call('HGET', key, 'holder') ~= token then return {'lost', status} end
-if status == 'active' then
-  local callbacks = #KEYS - 4
-  local sent = '0'
-  if callbacks == 0 and in_container == '0' then sent = '1' end
-  redis.call('HSET', key, 'status', outcome_status, 'outcome', outcome,
-             'finished', now_iso, 'sent', sent)
-  redis.call('PEXPIRE', key, done_ms)
-  ended(id, outcome_status)
-  -- The holder keeps its lease until its completion is sent (MARK_SENT).
-  if sent == '0' then
-    redis.call('ZADD', owed, now + grace, id)
-  else
-    redis.call('ZREM', leases, id)
-  end
-  local described = {}
-  for i = 5, #KEYS do
-    local d = describe(KEYS[i])
-    described[#described + 1] = d
-    if d[1] ~= nil and d[1] ~= '!' and d[6] == 'pending' then
-      local field = d[5]
-      if not field or field == '' then field = RESULT_FIELD end
-      local message = '{' .. cjson.encode(field) .. ':' .. outcome .. '}'
-      owe_start(KEYS[i], ARGV[9 + i - 4], message, due, now + grace)
-    end
-  end
-  return {'fire', described}
-end
-if status == 'suspended' then
-  redis.call('HSET', key, 'held', outcome_status, 'outcome', outcome,
-             'finished', now_iso)
-  redis.call('ZREM', leases, id)
-  return {'held', status}
-end
-if status == 'done' or status == 'failed' then return {'finished', status} end
-redis.call('ZREM', leases, id)
-return {'dropped', status}
+  tonumber(ARGV[8]), ARGV[9])
 """
 )
 """KEYS: signature, owed, leases, due, then the callbacks of this outcome.
 ARGV: holder token, outcome status, outcome JSON, done TTL ms, now (ISO),
-``1`` if the signature has a container, now (ms), grace ms, signature id,
-then the callback ids.
+``1`` if nothing but the callbacks' starts is owed (no container needs to
+hear of it), now (ms), grace ms, signature id, then the callback ids.
 
-Only the holder may finish: anyone else gets ``lost``. ``fire`` records the
-outcome and answers each callback's ``v, kind, task, kwargs, rv, status``
-(``{}`` when gone, ``{'!', why}`` when not a record); every pending callback
-is recorded as owed a start with its message, and the signature as owed its
-completion until ``MARK_SENT``. ``held`` when it was paused meanwhile
-(resume fires); ``finished`` when this holder already finished it (a repeat);
-``dropped`` when it was stopped."""
+Each callback's start is owed in the same step (``due``), and a paused
+callback keeps its delivery for its resume, so a worker that dies after
+this loses nothing. ``fire`` with each callback described (see
+:data:`TARGETS`) when the holder recorded the outcome; ``held`` when it was
+paused meanwhile (resume fires it); ``finished`` when it was already done
+or failed (a repeat); ``dropped`` when it was stopped; ``lost`` when another
+attempt holds it now."""
 
 TARGETS = (
     _PRELUDE
@@ -720,74 +743,83 @@ checks: all or nothing. ``closed`` (the swarm takes no more: closed, ending
 or ended), ``full`` (max_tasks), ``refused`` (an item that is not pending,
 belongs elsewhere, was added before, or appears twice) write nothing."""
 
+_ITEM_DONE = """
+-- item_done(...): an item of swarm sw ended so; record it at its position,
+-- give its slot back, and start what fits (see SWARM_ITEM_DONE).
+local function item_done(sw, queue, running, results, nexts, item, due, items,
+                         item_id, outcome_status, outcome, ttl, at, done_ms)
+  local aux = {queue, running, results, nexts, items}
+  local status, bad = swarm(sw)
+  if bad then return bad end
+  local pos = redis.call('HGET', item, 'pos')
+  if not pos then return {'unknown', {}, '{}', {}} end
+  local function unstarted()
+    -- What a failing swarm interrupts: the items running, then those queued.
+    local ids = redis.call('SMEMBERS', running)
+    for _, id in ipairs(redis.call('LRANGE', queue, 0, -1)) do ids[#ids + 1] = id end
+    return ids
+  end
+  if redis.call('HSETNX', results, pos, outcome) == 0 then
+    -- A replay: repeat what the first finish decided, never decide again.
+    if redis.call('HGET', sw, 'stopping') == '1' then
+      if redis.call('HGET', sw, 'failpos') == pos then
+        return {'fail', unstarted(), '{}', {}}
+      end
+      return {'noop', {}, '{}', {}}
+    end
+    local again = {}
+    local successor = redis.call('HGET', nexts, pos)
+    if successor then again = {successor} end
+    if complete(sw) then return reply('complete', sw, again) end
+    return reply('ok', sw, again)
+  end
+  redis.call('PEXPIRE', results, ttl)
+  redis.call('HINCRBY', sw, 'nfin', 1)
+  local stopping = redis.call('HGET', sw, 'stopping')
+  -- A swarm that is ending gave every slot back at once (below, or by stop).
+  if stopping == '1' or final(status) then return {'noop', {}, '{}', {}} end
+  -- The item gives its slot back, or leaves the queue if it never got one.
+  if redis.call('SREM', running, item_id) == 1 then
+    redis.call('HINCRBY', sw, 'running', -1)
+  else
+    redis.call('LREM', queue, 0, item_id)
+  end
+  if outcome_status == 'failed' then
+    local nfail = redis.call('HINCRBY', sw, 'nfail', 1)
+    local stopn = tonumber(redis.call('HGET', sw, 'stopn'))
+    if stopn > 0 and nfail >= stopn then
+      -- Ending: the items still running or queued are interrupted, and give
+      -- their slots back here, all at once.
+      local victims = unstarted()
+      redis.call('HSET', sw, 'stopping', '1', 'failpos', pos, 'running', '0')
+      ending(aux, done_ms)
+      return {'fail', victims, '{}', {}}
+    end
+  end
+  local started = {}
+  if status == 'active' then
+    started = fill(sw, queue, running, due, redis.call('HGET', sw, 'input'), at, ttl)
+    if started[1] then
+      redis.call('HSET', nexts, pos, started[1])
+      redis.call('PEXPIRE', nexts, ttl)
+    end
+  end
+  if complete(sw) then
+    ending(aux, done_ms)
+    return reply('complete', sw, started)
+  end
+  return reply('ok', sw, started)
+end
+"""
+"""Shared by :data:`SWARM_ITEM_DONE` and :data:`FINISH_ITEM`."""
+
 SWARM_ITEM_DONE = (
     _SWARM
+    + _ITEM_DONE
     + """
-local sw, queue, running, results, nexts, item, due =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local aux = {KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[8]}
-local item_id, outcome_status, outcome, ttl, at, done_ms =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]) + tonumber(ARGV[6]), ARGV[7]
-local status, bad = swarm(sw)
-if bad then return bad end
-local pos = redis.call('HGET', item, 'pos')
-if not pos then return {'unknown', {}, '{}', {}} end
-local function unstarted()
-  -- What a failing swarm interrupts: the items running, then those queued.
-  local ids = redis.call('SMEMBERS', running)
-  for _, id in ipairs(redis.call('LRANGE', queue, 0, -1)) do ids[#ids + 1] = id end
-  return ids
-end
-if redis.call('HSETNX', results, pos, outcome) == 0 then
-  -- A replay: repeat what the first finish decided, never decide again.
-  if redis.call('HGET', sw, 'stopping') == '1' then
-    if redis.call('HGET', sw, 'failpos') == pos then
-      return {'fail', unstarted(), '{}', {}}
-    end
-    return {'noop', {}, '{}', {}}
-  end
-  local again = {}
-  local successor = redis.call('HGET', nexts, pos)
-  if successor then again = {successor} end
-  if complete(sw) then return reply('complete', sw, again) end
-  return reply('ok', sw, again)
-end
-redis.call('PEXPIRE', results, ttl)
-redis.call('HINCRBY', sw, 'nfin', 1)
-local stopping = redis.call('HGET', sw, 'stopping')
--- A swarm that is ending gave every slot back at once (below, or by stop).
-if stopping == '1' or final(status) then return {'noop', {}, '{}', {}} end
--- The item gives its slot back, or leaves the queue if it never got one.
-if redis.call('SREM', running, item_id) == 1 then
-  redis.call('HINCRBY', sw, 'running', -1)
-else
-  redis.call('LREM', queue, 0, item_id)
-end
-if outcome_status == 'failed' then
-  local nfail = redis.call('HINCRBY', sw, 'nfail', 1)
-  local stopn = tonumber(redis.call('HGET', sw, 'stopn'))
-  if stopn > 0 and nfail >= stopn then
-    -- Ending: the items still running or queued are interrupted, and give
-    -- their slots back here, all at once.
-    local victims = unstarted()
-    redis.call('HSET', sw, 'stopping', '1', 'failpos', pos, 'running', '0')
-    ending(aux, done_ms)
-    return {'fail', victims, '{}', {}}
-  end
-end
-local started = {}
-if status == 'active' then
-  started = fill(sw, queue, running, due, redis.call('HGET', sw, 'input'), at, ttl)
-  if started[1] then
-    redis.call('HSET', nexts, pos, started[1])
-    redis.call('PEXPIRE', nexts, ttl)
-  end
-end
-if complete(sw) then
-  ending(aux, done_ms)
-  return reply('complete', sw, started)
-end
-return reply('ok', sw, started)
+return item_done(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7],
+  KEYS[8], ARGV[1], ARGV[2], ARGV[3], ARGV[4],
+  tonumber(ARGV[5]) + tonumber(ARGV[6]), ARGV[7])
 """
 )
 """KEYS: swarm, queue, running, results, next, the item, due, items. ARGV:
@@ -797,6 +829,48 @@ back exactly once (or leaves the queue). ``fail`` when the failure threshold
 is reached, once (with the items still running or queued, to interrupt);
 ``complete`` when the last item finished; ``noop`` when the swarm is ending
 or ended."""
+
+
+FINISH_ITEM = (
+    _SWARM
+    + _FINISH
+    + _ITEM_DONE
+    + """
+-- A swarm item's outcome and its swarm's bookkeeping, in one step.
+local key, owed, leases, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, outcome_status, outcome, now, grace =
+  ARGV[9], ARGV[2], ARGV[3], tonumber(ARGV[7]), tonumber(ARGV[8])
+local callbacks, callback_ids = {}, {}
+for i = 11, #KEYS do
+  callbacks[#callbacks + 1] = KEYS[i]
+  callback_ids[#callback_ids + 1] = ARGV[11 + i - 11]
+end
+local done = finish(key, owed, leases, due, callbacks, callback_ids, ARGV[1],
+  outcome_status, outcome, ARGV[4], ARGV[5], '0', now, grace, id)
+if done[1] ~= 'fire' then return {done, {}, '0'} end
+local step = item_done(KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], key, due,
+  KEYS[10], id, outcome_status, outcome, ARGV[10], now + grace, ARGV[4])
+local told = step[1] == 'ok' or step[1] == 'noop' or step[1] == 'unknown'
+if told then
+  -- The swarm has heard of it, and the callbacks' starts are owed: the
+  -- item's completion is done. A swarm that now ends (or fails) still
+  -- needs settling: that stays owed, for the caller and recovery.
+  redis.call('HSET', key, 'sent', '1')
+  redis.call('ZREM', owed, id)
+  redis.call('ZREM', leases, id)
+  return {done, step, '1'}
+end
+return {done, step, '0'}
+"""
+)
+"""KEYS: the item, owed, leases, due, swarm, queue, running, results, next,
+items, then the item's callbacks of this outcome. ARGV: as :data:`FINISH`
+(its ``alone`` is ignored), then the TTL ms, then the callback ids.
+
+:data:`FINISH`, then, if it recorded the outcome, :data:`SWARM_ITEM_DONE`'s
+step, in one atomic step: an item costs one round trip to start and one to
+end. Replies ``{finish reply, swarm step reply (empty if not taken), sent}``
+where ``sent`` is ``1`` when nothing more is owed."""
 
 SWARM_CLOSE = (
     _SWARM

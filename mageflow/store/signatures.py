@@ -16,6 +16,7 @@ retried.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -301,31 +302,68 @@ class SignatureStore:
         status: SignatureStatus,
         outcome: str,
         callbacks: Sequence[str],
-        in_container: bool = False,
+        *,
+        alone: bool = True,
+        swarm_id: str | None = None,
     ) -> Finish:
-        """Record the outcome and read the callbacks to fire, atomically."""
+        """Record the outcome and read the callbacks to fire, atomically.
+
+        Each callback's start is recorded as owed in the same step. With
+        ``alone`` (no container needs to hear of it) nothing else is owed:
+        the completion is done (``sent``). With ``swarm_id`` (an item of
+        that swarm) the swarm's step is taken in the same script
+        (:data:`~mageflow.store.scripts.FINISH_ITEM`) and comes back as
+        :attr:`Finish.step`.
+        """
+        keys_ = [keys.signature(signature_id), keys.OWED, keys.LEASES, keys.DUE]
+        args: list[Any] = [
+            token,
+            status.value,
+            outcome,
+            self.ttl.done_ms,
+            _now_iso(),
+            "1" if alone else "0",
+            now_ms(),
+            self.ttl.grace_ms,
+            signature_id,
+        ]
+        if swarm_id is None:
+            reply = await self._call(
+                "FINISH",
+                [*keys_, *map(keys.signature, callbacks)],
+                [*args, *callbacks],
+            )
+            return self._finish(reply, signature_id, callbacks, sent=alone)
         reply = await self._call(
-            "FINISH",
+            "FINISH_ITEM",
             [
-                keys.signature(signature_id),
-                keys.OWED,
-                keys.LEASES,
-                keys.DUE,
+                *keys_,
+                keys.signature(swarm_id),
+                keys.swarm_queue(swarm_id),
+                keys.swarm_running(swarm_id),
+                keys.swarm_results(swarm_id),
+                keys.swarm_next(swarm_id),
+                keys.swarm_items(swarm_id),
                 *map(keys.signature, callbacks),
             ],
-            [
-                token,
-                status.value,
-                outcome,
-                self.ttl.done_ms,
-                _now_iso(),
-                "1" if in_container else "0",
-                now_ms(),
-                self.ttl.grace_ms,
-                signature_id,
-                *callbacks,
-            ],
+            [*args, self.ttl.active_ms, *callbacks],
         )
+        finished = self._finish(reply[0], signature_id, callbacks, sent=False)
+        if not reply[1] or text(reply[1][0]) in ("missing", "corrupt"):
+            # The outcome is recorded; its swarm could not be told (it is
+            # gone or damaged): left owed, for the caller to report.
+            return finished
+        step = self._swarm_step(reply[1], swarm_id)
+        return dataclasses.replace(finished, sent=text(reply[2]) == "1", step=step)
+
+    def _finish(
+        self,
+        reply: Sequence[Any],
+        signature_id: str,
+        callbacks: Sequence[str],
+        *,
+        sent: bool,
+    ) -> Finish:
         word = text(reply[0])
         if word in ("missing", "corrupt"):
             self._problem(reply, signature_id, "finish")
@@ -333,7 +371,7 @@ class SignatureStore:
         if verdict is not FinishVerdict.FIRE:
             return Finish(verdict)
         good, bad = self._targets(callbacks, reply[1])
-        return Finish(verdict, good, bad)
+        return Finish(verdict, good, bad, sent=sent)
 
     def _targets(
         self, ids: Sequence[str], replies: Sequence[Any]
@@ -635,7 +673,9 @@ class SignatureStore:
         keys_: Sequence[str],
         args: Sequence[Any],
     ) -> SwarmStep:
-        reply = await self._call(script, keys_, args)
+        return self._swarm_step(await self._call(script, keys_, args), swarm_id)
+
+    def _swarm_step(self, reply: Sequence[Any], swarm_id: str) -> SwarmStep:
         word = text(reply[0])
         if word in ("missing", "corrupt"):
             self._problem(reply, swarm_id, "change swarm")
