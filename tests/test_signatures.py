@@ -7,6 +7,7 @@ state through the real Lua scripts; nothing here is faked.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from typing import Any
 
@@ -26,6 +27,7 @@ from mageflow import (
 from mageflow.dispatch import DISPATCH_ID, SIGNATURE_ID, RunRequest
 from mageflow.dispatch.local import LocalDispatcher, RunState
 from mageflow.store import keys
+from mageflow.store.codec import TASK_FIELDS
 
 
 class Order(BaseModel):
@@ -624,3 +626,21 @@ async def test_an_output_the_worker_refuses_is_a_failure_not_a_result(
     assert calls["notify"] == 0
     assert [e.error_type for e in tasks["errors"]] == ["IllegalTaskOutputError"]
     assert await status_of(local, sig.id) is SignatureStatus.FAILED
+
+
+async def test_a_runs_activation_reads_only_the_signature_not_the_bookkeeping(
+    local: HatchetMageflow, tasks: dict[str, Any]
+) -> None:
+    sig = await local.sign(tasks["tasks"]["price"], quantity=2)
+    big = {"item": "tea", "note": "x" * 10_000}
+    activation = await local.store.activate(sig.id, "token-1", json.dumps(big))
+    assert activation.signature is not None
+    assert activation.signature.kwargs == {"quantity": 2}
+    # The 10 KB input it was just given is not sent back, nor the holder.
+    assert set(activation.record) <= set(TASK_FIELDS)
+    assert "input" not in activation.record
+    assert len(json.dumps(activation.record)) < 1_000
+    stored = await local.store.load_record(sig.id)
+    assert stored is not None
+    assert json.loads(stored["input"]) == big  # it is recorded all the same
+    assert stored["holder"] == "token-1"

@@ -128,6 +128,26 @@ def encode(signature: TaskSignature) -> dict[str, str]:
     }
 
 
+TASK_FIELDS = (
+    "v",
+    "kind",
+    "task",
+    "kwargs",
+    "ids",
+    "ok",
+    "err",
+    "status",
+    "created",
+    "container",
+    "crole",
+    "rv",
+    "outcome",
+    "gen",
+    "retried",
+)
+"""The fields :func:`decode` reads from a task's record: all a run needs."""
+
+
 def decode(signature_id: str, record: Mapping[str, str]) -> TaskSignature:
     """Validate a record into a signature of its kind; refuse anything else."""
     key = keys.signature(signature_id)

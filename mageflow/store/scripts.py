@@ -45,7 +45,7 @@ from __future__ import annotations
 from mageflow.callbacks import DEFAULT_RESULT_FIELD
 from mageflow.signature import SignatureStatus
 from mageflow.store import keys
-from mageflow.store.codec import FORMATS
+from mageflow.store.codec import FORMATS, TASK_FIELDS
 
 _PRELUDE = (
     """
@@ -109,6 +109,7 @@ CONTAINER_HOLDER = "container"
 ACTIVATE = (
     _PRELUDE
     + """
+local RUN_FIELDS = {@RUN_FIELDS@}
 local key, due, leases = KEYS[1], KEYS[2], KEYS[3]
 local token, message, now, task, want_kind, lease_ms, run, id, now_iso =
   ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6]),
@@ -144,7 +145,18 @@ local function admit()
   if KEYS[4] and check(KEYS[4]) == 'pending' then
     owe_start(KEYS[4], ARGV[10], message, due, now + tonumber(ARGV[11]))
   end
-  return {'run', redis.call('HGETALL', key)}
+  if kind ~= 'task' then return {'run', redis.call('HGETALL', key)} end
+  -- A task's run needs its signature, not the record's bookkeeping (the
+  -- input it was just sent, its holder, tries...): a third of the reply.
+  local values = redis.call('HMGET', key, unpack(RUN_FIELDS))
+  local record = {}
+  for i, name in ipairs(RUN_FIELDS) do
+    if values[i] then
+      record[#record + 1] = name
+      record[#record + 1] = values[i]
+    end
+  end
+  return {'run', record}
 end
 if status == 'pending' then return admit() end
 if status == 'active' then
@@ -171,6 +183,9 @@ end
 return {'canceled', status}
 """
 )
+ACTIVATE = ACTIVATE.replace(
+    "@RUN_FIELDS@", ", ".join(f"'{name}'" for name in TASK_FIELDS)
+)
 """KEYS: signature, due, leases, and for a chain its first step. ARGV:
 holder token, message JSON, now (ms), task name (``''``: any), the kind
 expected, lease ms (0: no lease, for a container), Hatchet run id,
@@ -178,7 +193,9 @@ signature id, now (ISO), for a chain the first step's id and the grace ms
 (its start is owed, atomically, with the chain's; else two empty values),
 and the client's Hatchet namespace.
 
-``run`` (with the record) when this attempt holds the signature now: it was
+``run`` (with the record; for a task only the fields its signature is made
+of, :data:`~mageflow.store.codec.TASK_FIELDS`) when this attempt holds the
+signature now: it was
 pending, or held by nobody alive (its holder's lease ran out or was
 released), or already held by this very token. Otherwise why not:
 ``duplicate`` (a live holder has it), ``suspended`` (the message was
