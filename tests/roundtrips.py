@@ -33,41 +33,51 @@ HANDSHAKE = frozenset(
 
 class _Commands:
     """Splits one connection's byte stream into RESP commands (arrays of
-    bulk strings, which is all a client sends)."""
+    bulk strings, which is all a client sends), incrementally: a command of
+    many megabytes costs its length once."""
 
     def __init__(self, seen: Counter[str]) -> None:
         self._seen = seen
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._args_left = 0
+        self._bulk = -1  # the length of the bulk string being read, or -1
+        self._args: list[str] = []
 
     def feed(self, data: bytes) -> None:
-        self._buffer += data
-        while (parsed := self._one()) is not None:
-            args, self._buffer = parsed
-            name = args[0].upper() if args else ""
-            if name in ("CLIENT", "SCRIPT", "CONFIG") and len(args) > 1:
-                name = f"{name} {args[1].upper()}"
-            self._seen[name] += 1
-
-    def _one(self) -> tuple[list[str], bytes] | None:
         buf = self._buffer
-        end = buf.find(b"\r\n")
-        if end < 0:
-            return None
-        if buf[:1] != b"*":
-            raise AssertionError(f"not a RESP command: {buf[:40]!r}")
-        count, at, args = int(buf[1:end]), end + 2, []
-        for _ in range(count):
+        buf += data
+        at = 0
+        while True:
+            if self._bulk >= 0:
+                if len(buf) - at < self._bulk + 2:
+                    break
+                if len(self._args) < 2:  # the name and subcommand suffice
+                    arg = buf[at : at + self._bulk]
+                    self._args.append(arg.decode(errors="replace"))
+                at += self._bulk + 2
+                self._bulk = -1
+                self._args_left -= 1
+                if self._args_left == 0:
+                    self._count()
+                continue
             end = buf.find(b"\r\n", at)
             if end < 0:
-                return None
-            size = int(buf[at + 1 : end])
-            start = end + 2
-            if len(buf) < start + size + 2:
-                return None
-            if len(args) < 2:  # only the name (and subcommand) are needed
-                args.append(buf[start : start + size].decode(errors="replace"))
-            at = start + size + 2
-        return args, buf[at:]
+                break
+            kind, size = buf[at : at + 1], int(buf[at + 1 : end])
+            at = end + 2
+            if kind == b"*":
+                self._args, self._args_left = [], size
+            elif kind == b"$":
+                self._bulk = size
+            else:
+                raise AssertionError(f"not a RESP command: {bytes(kind)!r}")
+        del buf[:at]
+
+    def _count(self) -> None:
+        name = self._args[0].upper() if self._args else ""
+        if name in ("CLIENT", "SCRIPT", "CONFIG") and len(self._args) > 1:
+            name = f"{name} {self._args[1].upper()}"
+        self._seen[name] += 1
 
 
 class RoundTrips:

@@ -499,27 +499,26 @@ assumes one Redis server, not a cluster."""
 CREATE = (
     _PRELUDE
     + """
--- ARGV: TTL ms, then per key: mode, field count, fields and values.
+-- ARGV: TTL ms, then the batch as JSON: per key, [mode, {field: value}].
 -- Modes: 'new' writes a record unless one exists (a repeat of the same
 -- creation keeps the first); 'claim' changes fields of a stored signature
 -- that must be pending and in no other container.
 local ttl = ARGV[1]
+local batch = cjson.decode(ARGV[2])
 local plan = {}
-local at = 2
 for i = 1, #KEYS do
-  local mode, n = ARGV[at], tonumber(ARGV[at + 1])
+  local mode, object = batch[i][1], batch[i][2]
   local fields = {}
-  for j = 1, 2 * n do fields[j] = ARGV[at + 1 + j] end
-  at = at + 2 + 2 * n
+  for name, value in pairs(object) do
+    fields[#fields + 1] = name
+    fields[#fields + 1] = value
+  end
   plan[i] = {mode, fields}
   if mode == 'claim' then
     local status, kind, problem = check(KEYS[i])
     if problem then return {'refused', KEYS[i], problem} end
     local container = redis.call('HGET', KEYS[i], 'container')
-    local wanted = ''
-    for j = 1, #fields, 2 do
-      if fields[j] == 'container' then wanted = fields[j + 1] end
-    end
+    local wanted = object['container'] or ''
     if container and container ~= '' and container ~= wanted then
       return {'refused', KEYS[i], 'it already belongs to ' .. container}
     end
@@ -544,9 +543,10 @@ end
 return {'ok', created}
 """
 )
-"""KEYS: the records. ARGV: TTL ms, then per record its mode (``new`` or
-``claim``), field count and fields. All or nothing: ``refused`` (with the
-key and why) writes nothing. A ``new`` record that exists is kept as it is,
+"""KEYS: the records. ARGV: TTL ms, then the batch as one JSON argument:
+per record, ``[mode, {field: value}]`` (mode ``new`` or ``claim``): one
+argument, however many records, which the server decodes in C. All or
+nothing: ``refused`` (with the key and why) writes nothing. A ``new`` record that exists is kept as it is,
 so signing is idempotent when ids are derived (a retried task)."""
 
 MARK_DUE = (
@@ -689,13 +689,15 @@ local ttl, at, swarm_id = ARGV[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4
 local batch_token, close_after = ARGV[5], ARGV[6]
 local status, bad = swarm(sw)
 if bad then return bad end
--- Read the batch: per item, its id, mode ('new' or 'claim'), fields.
-local batch, arg, mine = {}, 7, 0
+-- Read the batch: per item, [id, mode ('new' or 'claim'), {field: value}].
+local given, batch, mine = cjson.decode(ARGV[7]), {}, 0
 for i = 6, #KEYS do
-  local id, mode, count = ARGV[arg], ARGV[arg + 1], tonumber(ARGV[arg + 2])
+  local id, mode, object = unpack(given[i - 5])
   local fields = {}
-  for j = 1, 2 * count do fields[j] = ARGV[arg + 2 + j] end
-  arg = arg + 3 + 2 * count
+  for name, value in pairs(object) do
+    fields[#fields + 1] = name
+    fields[#fields + 1] = value
+  end
   batch[#batch + 1] = {KEYS[i], id, mode, fields}
   local container, pos = unpack(redis.call('HMGET', KEYS[i], 'container', 'pos'))
   if container == swarm_id and pos then mine = mine + 1 end
@@ -754,8 +756,9 @@ return reply('ok', sw, fill(sw, queue, running, due, input, at, ttl))
 )
 """KEYS: swarm, items, queue, running, due, then the items. ARGV: TTL ms,
 now (ms), grace ms, swarm id, the call's token (a repeat of the same call is
-applied once), ``1`` to close the swarm with this batch, then per item: id,
-mode (``new`` or ``claim``), field count, fields. The items are written here, with the
+applied once), ``1`` to close the swarm with this batch, then the items as
+one JSON argument: per item ``[id, mode, {field: value}]`` (mode ``new`` or
+``claim``). The items are written here, with the
 checks: all or nothing. ``closed`` (the swarm takes no more: closed, ending
 or ended), ``full`` (max_tasks), ``refused`` (an item that is not pending,
 belongs elsewhere, was added before, or appears twice) write nothing."""

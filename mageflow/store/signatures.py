@@ -40,6 +40,7 @@ from mageflow.store.codec import (
     Write,
     decode,
     decode_target,
+    dumps,
     fields_of,
     loads_outcome,
     text,
@@ -77,16 +78,19 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _flat(writes: Iterable[Write]) -> tuple[list[str], list[str]]:
-    """KEYS and ARGV of :data:`scripts.CREATE` (after its TTL argument)."""
+def _mode(write: Write) -> str:
+    return "claim" if write.claim else "new"
+
+
+def _batch(writes: Iterable[Write]) -> tuple[list[str], str]:
+    """KEYS and the batch argument of :data:`scripts.CREATE`: one JSON
+    string, since packing a million arguments costs the client seconds."""
     record_keys: list[str] = []
-    args: list[str] = []
+    batch: list[Any] = []
     for write in writes:
         record_keys.append(keys.signature(write.id))
-        args += ["claim" if write.claim else "new", str(len(write.fields))]
-        for field, value in write.fields.items():
-            args += [field, value]
-    return record_keys, args
+        batch.append([_mode(write), write.fields])
+    return record_keys, dumps(batch)
 
 
 class SignatureStore:
@@ -187,10 +191,10 @@ class SignatureStore:
         :raises InvalidTransitionError: a claimed signature is not pending or
             belongs to another container; nothing was written.
         """
-        record_keys, args = _flat(writes)
+        record_keys, batch = _batch(writes)
         if not record_keys:
             return 0
-        reply = await self._call("CREATE", record_keys, [self.ttl.active_ms, *args])
+        reply = await self._call("CREATE", record_keys, [self.ttl.active_ms, batch])
         if text(reply[0]) == "refused":
             key, why = text(reply[1]), text(reply[2])
             signature_id = key.removeprefix(keys.signature(""))
@@ -726,11 +730,8 @@ class SignatureStore:
             swarm_id,
             uuid.uuid4().hex,  # this call, so a retry of it is not a second add
             "1" if close else "0",
+            dumps([[item.id, _mode(item), item.fields] for item in items]),
         ]
-        for item in items:
-            args += [item.id, "claim" if item.claim else "new", len(item.fields)]
-            for field, value in item.fields.items():
-                args += [field, value]
         return await self._swarm(
             "SWARM_ADD",
             swarm_id,
