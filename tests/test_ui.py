@@ -270,6 +270,8 @@ async def test_the_stream_tells_a_page_when_what_it_shows_ends(
     async with http.stream("GET", "/events", params={"workflow": swarm.id}) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         lines = stream.aiter_lines()
+        # The first event comes at once: the stream is watching from then on.
+        assert await asyncio.wait_for(next_event(lines), 10) == ("change", {})
         release.set()
         ended: dict[str, str] = {}
 

@@ -381,7 +381,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        hub.start()
+        await hub.start()
         try:
             yield
         finally:

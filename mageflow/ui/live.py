@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Set
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from mageflow.store import keys
 
@@ -59,11 +60,18 @@ class Hub:
         self._watches: set[Watch] = set()
         self._reader: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Subscribe, then keep reading: the app serves once it hears."""
         if self._reader is None:
+            pubsub = await self._subscribe()
             self._reader = asyncio.get_running_loop().create_task(
-                self._read(), name="mageflow-ui-live"
+                self._read(pubsub), name="mageflow-ui-live"
             )
+
+    async def _subscribe(self) -> PubSub:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.psubscribe(keys.done_channel("") + "*")
+        return pubsub
 
     async def aclose(self) -> None:
         reader, self._reader = self._reader, None
@@ -81,36 +89,44 @@ class Hub:
         finally:
             self._watches.discard(watch)
 
-    async def _read(self) -> None:
+    async def _read(self, pubsub: PubSub | None) -> None:
         prefix = keys.done_channel("")
         pause = 0.05
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.psubscribe(prefix + "*")
-                self._flag_all()  # whatever ended while we were away
-                pause = 0.05
-                while True:
+        try:
+            while True:
+                try:
+                    if pubsub is None:  # a new subscription, after a lost one
+                        pubsub = await self._subscribe()
+                        self._flag_all()  # whatever ended while we were away
+                        pause = 0.05
                     message = await pubsub.get_message(timeout=None)
-                    if message is None or message.get("type") != "pmessage":
-                        continue
-                    channel = _text(message["channel"]).removeprefix(prefix)
-                    status = _text(message["data"])
-                    for watch in list(self._watches):
-                        watch.hear(channel, status)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.warning("mageflow ui: lost the live channel; reconnecting")
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 2.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.warning("mageflow ui: lost the live channel; reconnecting")
+                    await _close(pubsub)
+                    pubsub = None
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 2.0)
+                    continue
+                if message is None or message.get("type") != "pmessage":
+                    continue
+                channel = _text(message["channel"]).removeprefix(prefix)
+                status = _text(message["data"])
+                for watch in list(self._watches):
+                    watch.hear(channel, status)
+        finally:
+            await _close(pubsub)
 
     def _flag_all(self) -> None:
         for watch in self._watches:
             watch.changed.set()
+
+
+async def _close(pubsub: PubSub | None) -> None:
+    if pubsub is not None:
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def _text(value: Any) -> str:
@@ -123,8 +139,13 @@ async def events(
     """A Server-Sent Events stream for ``watch``: a ``change`` event (data:
     the ids that ended, with their status) after each burst of ends.
     ``refresh`` (async), called after each event, lets the stream widen what
-    it watches (items added to a swarm since the page opened)."""
-    yield "retry: 2000\n\n"
+    it watches (items added to a swarm since the page opened).
+
+    The first event is sent at once: what ended between the page being
+    read and this stream being watched would otherwise go unseen, so the
+    page reads its live part once more (an ``EventSource`` that reconnects
+    gets the same)."""
+    yield "retry: 2000\n\nevent: change\ndata: {}\n\n"
     while True:
         try:
             await asyncio.wait_for(watch.changed.wait(), KEEPALIVE_SECONDS)
