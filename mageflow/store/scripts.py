@@ -546,8 +546,9 @@ return {'ok', created}
 """KEYS: the records. ARGV: TTL ms, then the batch as one JSON argument:
 per record, ``[mode, {field: value}]`` (mode ``new`` or ``claim``): one
 argument, however many records, which the server decodes in C. All or
-nothing: ``refused`` (with the key and why) writes nothing. A ``new`` record that exists is kept as it is,
-so signing is idempotent when ids are derived (a retried task)."""
+nothing: ``refused`` (with the key and why) writes nothing. A ``new``
+record that exists is kept as it is, so signing is idempotent when ids are
+derived (a retried task)."""
 
 MARK_DUE = (
     _PRELUDE
