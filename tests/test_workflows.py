@@ -13,6 +13,7 @@ from roundtrips import RoundTrips
 import mageflow
 from mageflow import HatchetMageflow, SignatureStatus, TaskError
 from mageflow.dispatch.local import LocalDispatcher
+from mageflow.engine.kinds import KINDS
 
 
 class Step(BaseModel):
@@ -447,6 +448,76 @@ async def test_round_trips_per_item_do_not_grow_with_the_swarm(
     )
     assert recover is not None
     assert not await recover()  # and nothing was left owed
+
+
+@pytest.mark.parametrize("kind", ["chain", "swarm", "swarm of chains"])
+async def test_lifecycle_costs_the_same_whatever_the_size(
+    local: HatchetMageflow, probe: Probe, round_trips: RoundTrips, kind: str
+) -> None:
+    async def build(n: int) -> mageflow.TaskSignature[Any]:
+        if kind == "chain":
+            return await local.chain(["inc"] * n)
+        if kind == "swarm":
+            return await local.swarm(["inc"] * n, max_concurrency=3)
+        chains = [await local.chain(["inc", "inc"]) for _ in range(n)]
+        return await local.swarm(chains, max_concurrency=3)
+
+    async def costs(n: int) -> dict[str, int]:
+        workflow = await build(n)
+        paid = {}
+        for name, action in (
+            ("pause", local.pause),
+            ("resume", local.resume),
+            ("stop", local.stop),
+            ("remove", local.remove),
+        ):
+            round_trips.reset()
+            await action(workflow.id)
+            paid[name] = round_trips.count
+        assert await local.load_signature(workflow.id) is None
+        return paid
+
+    await costs(2)  # every script is loaded from here on
+    small, large = (
+        await costs(10),
+        await costs(1000 if kind != "swarm of chains" else 300),
+    )
+    assert small == large
+    # Reading the tree costs a round trip per level; then one script moves it.
+    levels = 3 if kind == "swarm of chains" else 2
+    assert large == {
+        "pause": levels + 1,
+        "resume": levels + 1,
+        "stop": levels + 1,
+        "remove": 2,  # it reads the record (a child is stopped first), then goes
+    }
+
+
+async def test_the_tree_lifecycle_reaches_is_the_tree_the_kinds_list(
+    local: HatchetMageflow, probe: Probe
+) -> None:
+    inner = await local.chain(["inc", "inc"])
+    middle = await local.swarm(["inc", inner], max_concurrency=1)
+    outer = await local.chain(["inc", middle, "inc"])
+    expected: list[str] = []
+
+    async def walk(signature_id: str) -> None:
+        expected.append(signature_id)
+        for child in await cascade_children(local, signature_id):
+            await walk(child)
+
+    await walk(outer.id)
+    assert await local.store.subtree(outer.id) == expected
+    assert len(expected) == 8
+
+
+async def cascade_children(local: HatchetMageflow, signature_id: str) -> list[str]:
+    signature = await local.load_signature(signature_id)
+    assert signature is not None
+    kind = KINDS.get(signature.kind)
+    if kind is None:
+        return []
+    return [child for _, child in await kind.children(local.store, signature)]
 
 
 async def test_chain_inside_a_swarm_counts_as_one_item(

@@ -1,7 +1,9 @@
 """Pause, resume, stop and remove: steering a signature and what it contains.
 
-Each acts on the signature with one script, then, for a container, on every
-child that can still change, depth first (see :mod:`mageflow.engine.cascade`).
+Each reads the signature's tree (a round trip per level) and moves the
+signature and every child that can still change in one script (see
+:mod:`mageflow.engine.cascade`): a constant number of round trips, whatever
+the size of the chain or swarm.
 The transition table is in ``docs/lifecycle.md``.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from mageflow.engine.cascade import SKIPPED, children, stop_tree
+from mageflow.engine.cascade import stop_tree
 from mageflow.engine.kinds import KINDS
 from mageflow.engine.progress import Progress, task_error
 from mageflow.signature import SignatureStatus, TaskSignature
@@ -30,42 +32,48 @@ class Lifecycle:
         :raises InvalidTransitionError: it is done, failed, canceled or
             interrupted.
         """
-        paused = await self._store.pause(signature_id)
-        for child in await children(self._store, signature_id, paused.kind):
-            try:
-                await self.pause(child)
-            except SKIPPED:
-                continue
+        await self._store.pause(await self._store.subtree(signature_id))
 
     async def resume(self, signature_id: str) -> None:
         """Leave ``suspended`` and send what the pause held back.
 
         Re-dispatches exactly the message recorded while it was paused, or
-        fires the callbacks of a run that finished meanwhile; then resumes a
-        container's children, and refills a running container.
+        fires the callbacks of a run that finished meanwhile, for it and
+        every child; then refills each running container, innermost first.
 
         :raises InvalidTransitionError: it is not paused.
         """
-        resumption = await self._store.resume(signature_id)
-        if resumption.verdict is ResumeVerdict.REDISPATCH:
-            (target,), _ = await self._store.targets([signature_id])
+        ids = await self._store.subtree(signature_id)
+        resumed = [
+            (child, resumption)
+            for child, resumption in zip(
+                ids, await self._store.resume(ids), strict=False
+            )
+            if resumption is not None
+        ]
+        again = {
+            child: resumption.message
+            for child, resumption in resumed
+            if resumption.verdict is ResumeVerdict.REDISPATCH
+        }
+        if again:
+            targets, _ = await self._store.targets(list(again))
             # The recorded message is the input as it was delivered, bound
             # kwargs included: re-send it exactly, merging nothing again.
-            exact = dataclasses.replace(target, kwargs={})
-            await self._progress.start([(exact, {**resumption.message})])
-        elif resumption.verdict is ResumeVerdict.FIRE:
-            signature = decode(signature_id, resumption.record)
-            await self._progress.replay(signature, resumption.record)
-        for child in await children(self._store, signature_id, resumption.kind):
-            try:
-                await self.resume(child)
-            except SKIPPED:
-                continue
-        container = KINDS.get(resumption.kind)
-        if container is not None and resumption.verdict is ResumeVerdict.RUNNING:
-            await self._progress.apply(
-                await container.resumed(self._store, signature_id)
+            await self._progress.start(
+                [
+                    (dataclasses.replace(target, kwargs={}), {**again[target.id]})
+                    for target in targets
+                ]
             )
+        for child, resumption in resumed:
+            if resumption.verdict is ResumeVerdict.FIRE:
+                signature = decode(child, resumption.record)
+                await self._progress.replay(signature, resumption.record)
+        for child, resumption in reversed(resumed):
+            container = KINDS.get(resumption.kind)
+            if container is not None and resumption.verdict is ResumeVerdict.RUNNING:
+                await self._progress.apply(await container.resumed(self._store, child))
 
     async def stop(self, signature_id: str) -> None:
         """Cancel the signature and everything in it that has not finished.

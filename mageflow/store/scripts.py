@@ -363,96 +363,168 @@ the ids it still holds."""
 PAUSE = (
     _PRELUDE
     + """
-local key = KEYS[1]
-local status, kind, problem = check(key)
-if problem then return problem_reply(problem) end
-if status == 'pending' or status == 'active' then
-  redis.call('HSET', key, 'status', 'suspended', 'paused_from', status)
-  return {'ok', status, kind}
+local function pause(key)
+  local status, kind, problem = check(key)
+  if problem then return problem_reply(problem) end
+  if status == 'pending' or status == 'active' then
+    redis.call('HSET', key, 'status', 'suspended', 'paused_from', status)
+    return {'ok', status, kind}
+  end
+  if status == 'suspended' then return {'ok', status, kind} end
+  return {'illegal', status, kind}
 end
-if status == 'suspended' then return {'ok', status, kind} end
-return {'illegal', status, kind}
+local out = {}
+for i = 1, #KEYS do
+  out[i] = pause(KEYS[i])
+  -- The first is what was asked for: if it cannot, nothing changes.
+  if i == 1 and out[1][1] ~= 'ok' then return out end
+end
+return out
 """
 )
-"""KEYS: signature. ``ok`` with the previous status and the kind, or
-``illegal``."""
+"""KEYS: signatures, the one asked for first, then everything below it
+(:meth:`~mageflow.store.SignatureStore.subtree`). Per signature ``ok`` with
+the previous status and the kind, or ``illegal``, ``missing`` or
+``corrupt``; when the first is not ``ok``, only its reply, and nothing
+changed. One step however many there are."""
 
 RESUME = (
     _PRELUDE
     + """
-local key, owed, due = KEYS[1], KEYS[2], KEYS[3]
-local done_ms, now, grace, id = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local status, kind, problem = check(key)
-if problem then return problem_reply(problem) end
-if status ~= 'suspended' then return {'illegal', status, kind} end
-local held, msg, from = unpack(redis.call('HMGET', key, 'held', 'msg', 'paused_from'))
-redis.call('HDEL', key, 'held', 'msg', 'paused_from')
-if held then
-  redis.call('HSET', key, 'status', held, 'sent', '0')
-  redis.call('PEXPIRE', key, done_ms)
-  redis.call('ZADD', owed, now + grace, id)
-  ended(id, held)
-  return {'fire', redis.call('HGETALL', key), kind}
+local owed, due = KEYS[1], KEYS[2]
+local done_ms, now, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local function resume(key, id)
+  local status, kind, problem = check(key)
+  if problem then return problem_reply(problem) end
+  if status ~= 'suspended' then return {'illegal', status, kind} end
+  local held, msg, from = unpack(redis.call('HMGET', key, 'held', 'msg', 'paused_from'))
+  redis.call('HDEL', key, 'held', 'msg', 'paused_from')
+  if held then
+    redis.call('HSET', key, 'status', held, 'sent', '0')
+    redis.call('PEXPIRE', key, done_ms)
+    redis.call('ZADD', owed, now + grace, id)
+    ended(id, held)
+    return {'fire', redis.call('HGETALL', key), kind}
+  end
+  if msg then
+    redis.call('HSET', key, 'status', 'pending', 'holder', '')
+    owe_start(key, id, msg, due, now + grace)
+    return {'redispatch', msg, kind}
+  end
+  if from == 'active' then
+    redis.call('HSET', key, 'status', 'active')
+    return {'running', '', kind}
+  end
+  redis.call('HSET', key, 'status', 'pending')
+  return {'pending', '', kind}
 end
-if msg then
-  redis.call('HSET', key, 'status', 'pending', 'holder', '')
-  owe_start(key, id, msg, due, now + grace)
-  return {'redispatch', msg, kind}
+local out = {}
+for i = 3, #KEYS do
+  out[#out + 1] = resume(KEYS[i], ARGV[i + 1])
+  local word = out[1][1]
+  if i == 3 and (word == 'illegal' or word == 'missing' or word == 'corrupt') then
+    return out
+  end
 end
-if from == 'active' then
-  redis.call('HSET', key, 'status', 'active')
-  return {'running', '', kind}
-end
-redis.call('HSET', key, 'status', 'pending')
-return {'pending', '', kind}
+return out
 """
 )
-"""KEYS: signature, owed, due. ARGV: done TTL ms, now (ms), grace ms, id.
+"""KEYS: owed, due, then the signatures (as :data:`PAUSE`). ARGV: done TTL
+ms, now (ms), grace ms, then their ids.
 
-``fire`` (with the record) when the run finished while paused (its
-completion is owed); ``redispatch`` with the recorded message (its start is
-owed); ``running`` when the paused run is still going; ``pending`` when
-nothing had arrived; ``illegal`` from any other status. Every reply ends
-with the signature's kind."""
+Per signature: ``fire`` (with the record) when the run finished while
+paused (its completion is owed); ``redispatch`` with the recorded message
+(its start is owed); ``running`` when the paused run is still going;
+``pending`` when nothing had arrived; ``illegal`` from any other status.
+Every reply ends with the signature's kind. When the first cannot resume,
+only its reply, and nothing changed."""
 
 STOP = (
     _PRELUDE
     + """
-local key, leases, due, id = KEYS[1], KEYS[2], KEYS[3], ARGV[3]
-local status, kind, problem = check(key)
-if problem then return problem_reply(problem) end
-local container, role, run =
-  unpack(redis.call('HMGET', key, 'container', 'crole', 'run'))
-if status == 'pending' or status == 'active' or status == 'suspended' then
-  redis.call('HSET', key, 'status', ARGV[2])
-  redis.call('HDEL', key, 'msg', 'held', 'dmsg')
-  -- A stopped swarm's items are stopped with it: every slot is given back.
-  if kind == 'swarm' then redis.call('HSET', key, 'running', '0') end
-  redis.call('PEXPIRE', key, ARGV[1])
-  redis.call('ZREM', leases, id)
-  local was_due = redis.call('ZREM', due, id)
-  ended(id, ARGV[2])
-  for i = 4, #KEYS do
-    if redis.call('EXISTS', KEYS[i]) == 1 then
-      redis.call('PEXPIRE', KEYS[i], ARGV[1])
+local leases, due, done_ms, final = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local function stop(key, aux, id)
+  local status, kind, problem = check(key)
+  if problem then return problem_reply(problem) end
+  local container, role, run =
+    unpack(redis.call('HMGET', key, 'container', 'crole', 'run'))
+  if status == 'pending' or status == 'active' or status == 'suspended' then
+    redis.call('HSET', key, 'status', final)
+    redis.call('HDEL', key, 'msg', 'held', 'dmsg')
+    -- A stopped swarm's items are stopped with it: every slot is given back.
+    if kind == 'swarm' then redis.call('HSET', key, 'running', '0') end
+    redis.call('PEXPIRE', key, done_ms)
+    redis.call('ZREM', leases, id)
+    local was_due = redis.call('ZREM', due, id)
+    ended(id, final)
+    for _, other in ipairs(aux) do
+      if redis.call('EXISTS', other) == 1 then
+        redis.call('PEXPIRE', other, done_ms)
+      end
     end
+    return {'ok', status, kind, container or '', role or '', run or '',
+            tostring(was_due)}
   end
-  return {'ok', status, kind, container or '', role or '', run or '', tostring(was_due)}
+  if status == final then
+    return {'ok', status, kind, container or '', role or '', run or '', '0'}
+  end
+  return {'illegal', status, kind, '', '', '', '0'}
 end
-if status == ARGV[2] then
-  return {'ok', status, kind, container or '', role or '', run or '', '0'}
+local out, n = {}, 0
+for i = 3, #KEYS, 6 do
+  n = n + 1
+  out[n] = stop(KEYS[i], {KEYS[i + 1], KEYS[i + 2], KEYS[i + 3], KEYS[i + 4],
+                          KEYS[i + 5]}, ARGV[2 + n])
+  if n == 1 and out[1][1] ~= 'ok' then return out end
 end
-return {'illegal', status, kind, '', '', '', '0'}
+return out
 """
 )
-"""KEYS: signature, leases, due, then the keys that end with it (a swarm's).
-ARGV: done TTL ms, the final status (``canceled`` for stop, ``interrupted``
-when a container cuts its children short), signature id.
+"""KEYS: leases, due, then per signature (as :data:`PAUSE`) its record and
+the five keys that end with it (a swarm's). ARGV: done TTL ms, the final
+status (``canceled`` for stop, ``interrupted`` when a container cuts its
+children short), then their ids.
 
-``ok`` with the status it left, its kind, container, role, the Hatchet
-run id of its last attempt and whether a start of it was in flight (a
-repeat of the same stop answers the same, so a container told twice hears
-the same thing twice); ``illegal`` when it already ended otherwise."""
+Per signature ``ok`` with the status it left, its kind, container, role,
+the Hatchet run id of its last attempt and whether a start of it was in
+flight (a repeat of the same stop answers the same, so a container told
+twice hears the same thing twice); ``illegal`` when it already ended
+otherwise. When the first cannot stop, only its reply, and nothing
+changed."""
+
+TREE = (
+    _PRELUDE
+    + """
+local out = {}
+for i = 1, #KEYS, 2 do
+  local status, kind, problem = check(KEYS[i])
+  local node = {''}
+  if not problem then
+    node[1] = kind
+    if kind == 'swarm' then
+      for _, id in ipairs(redis.call('LRANGE', KEYS[i + 1], 0, -1)) do
+        node[#node + 1] = id
+      end
+    elseif kind == 'chain' then
+      local raw = redis.call('HGET', KEYS[i], 'items') or '[]'
+      local ok, steps = pcall(cjson.decode, raw)
+      if ok and type(steps) == 'table' then
+        for _, id in ipairs(steps) do
+          if type(id) == 'string' then node[#node + 1] = id end
+        end
+      end
+    end
+  end
+  out[#out + 1] = node
+end
+return out
+"""
+)
+"""KEYS: per signature, its record and its swarm's item list. Per
+signature ``{kind, child ids...}`` (a chain's steps, a swarm's items, in
+order); ``{''}`` when it is gone or not a record. Read only: one level of a
+workflow per round trip, so lifecycle steps cost a constant number of them
+whatever the size."""
 
 REMOVE = """
 local prefix = ARGV[1]

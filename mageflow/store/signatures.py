@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -71,6 +72,11 @@ _TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+logger = logging.getLogger("mageflow")
+
+T = TypeVar("T")
 
 
 def now_ms() -> int:
@@ -454,28 +460,82 @@ class SignatureStore:
 
     # --- lifecycle ------------------------------------------------------------
 
-    async def pause(self, signature_id: str) -> Transition:
-        """Move to ``suspended``."""
-        reply = await self._call("PAUSE", [keys.signature(signature_id)], [])
-        return self._transition(reply, "pause", signature_id)
+    async def subtree(self, signature_id: str) -> list[str]:
+        """``signature_id`` and everything below it (a chain's steps, a
+        swarm's items, and theirs), depth first, parents before children:
+        one round trip per level, whatever the number of signatures."""
+        children: dict[str, list[str]] = {}
+        level = [signature_id]
+        while level:
+            level_keys = []
+            for node in level:
+                level_keys += [keys.signature(node), keys.swarm_items(node)]
+            replies = await self._call("TREE", level_keys, [])
+            following: list[str] = []
+            for node, reply in zip(level, replies, strict=True):
+                below = [text(x) for x in reply[1:] if text(x) not in children]
+                children[node] = below
+                following += below
+            level = [node for node in following if node not in children]
+        ordered: list[str] = []
+        stack = [signature_id]
+        while stack:
+            node = stack.pop()
+            if node in ordered:
+                continue
+            ordered.append(node)
+            stack.extend(reversed(children.get(node, [])))
+        return ordered
+
+    async def pause(self, signature_ids: Sequence[str]) -> list[Transition | None]:
+        """Move each to ``suspended``, in one step: the first must be able
+        to (else it raises and nothing changed); each other that cannot (it
+        ended, it is gone) is ``None``."""
+        replies = await self._call(
+            "PAUSE", list(map(keys.signature, signature_ids)), []
+        )
+        return self._each(replies, signature_ids, "pause", self._transition)
 
     async def stop(
         self,
-        signature_id: str,
+        signature_ids: Sequence[str],
         final: SignatureStatus = SignatureStatus.CANCELED,
-    ) -> Transition:
-        """Move to ``canceled`` (or ``interrupted``), with a swarm's keys."""
-        reply = await self._call(
-            "STOP",
-            [
-                keys.signature(signature_id),
-                keys.LEASES,
-                keys.DUE,
-                *keys.swarm_aux(signature_id),
-            ],
-            [self.ttl.done_ms, final.value, signature_id],
+    ) -> list[Transition | None]:
+        """Move each to ``canceled`` (or ``interrupted``), with a swarm's
+        keys, in one step (the first, as :meth:`pause`)."""
+        record_keys = [keys.LEASES, keys.DUE]
+        for signature_id in signature_ids:
+            record_keys += [keys.signature(signature_id), *keys.swarm_aux(signature_id)]
+        replies = await self._call(
+            "STOP", record_keys, [self.ttl.done_ms, final.value, *signature_ids]
         )
-        return self._transition(reply, "stop", signature_id)
+        return self._each(replies, signature_ids, "stop", self._transition)
+
+    def _each(
+        self,
+        replies: Sequence[Any],
+        signature_ids: Sequence[str],
+        action: str,
+        parse: Callable[[Sequence[Any], str, str], T],
+    ) -> list[T | None]:
+        """Parse a batch's replies: the first's problem raises; below it, a
+        signature that cannot move is skipped (a damaged one with a warning:
+        it is left as it is)."""
+        out: list[T | None] = []
+        for n, (reply, signature_id) in enumerate(
+            zip(replies, signature_ids, strict=False)
+        ):
+            if n == 0:
+                out.append(parse(reply, action, signature_id))
+                continue
+            try:
+                out.append(parse(reply, action, signature_id))
+            except (InvalidTransitionError, SignatureNotFoundError):
+                out.append(None)
+            except CorruptSignatureError as exc:
+                logger.warning("mageflow: %s skipped a damaged child: %s", action, exc)
+                out.append(None)
+        return out
 
     def _transition(
         self, reply: Sequence[Any], action: str, signature_id: str
@@ -498,17 +558,23 @@ class SignatureStore:
             SignatureStatus(status), kind, container, role, run, due == "1"
         )
 
-    async def resume(self, signature_id: str) -> Resumption:
-        """Leave ``suspended``; say what the caller must now dispatch."""
-        reply = await self._call(
+    async def resume(self, signature_ids: Sequence[str]) -> list[Resumption | None]:
+        """Leave ``suspended``, each in one step (the first, as
+        :meth:`pause`); say what the caller must now dispatch."""
+        replies = await self._call(
             "RESUME",
-            [keys.signature(signature_id), keys.OWED, keys.DUE],
-            [self.ttl.done_ms, now_ms(), self.ttl.grace_ms, signature_id],
+            [keys.OWED, keys.DUE, *map(keys.signature, signature_ids)],
+            [self.ttl.done_ms, now_ms(), self.ttl.grace_ms, *signature_ids],
             retry=False,
         )
+        return self._each(replies, signature_ids, "resume", self._resumption)
+
+    def _resumption(
+        self, reply: Sequence[Any], action: str, signature_id: str
+    ) -> Resumption:
         word = text(reply[0])
         if word in ("missing", "corrupt"):
-            self._problem(reply, signature_id, "resume")
+            self._problem(reply, signature_id, action)
         payload, kind = reply[1], text(reply[2])
         if word == "illegal":
             raise InvalidTransitionError(
