@@ -450,6 +450,37 @@ async def test_round_trips_per_item_do_not_grow_with_the_swarm(
     assert not await recover()  # and nothing was left owed
 
 
+@pytest.mark.parametrize(
+    "how",
+    [
+        "chain of refs",
+        "chain of signatures",
+        "swarm of refs",
+        "swarm of signatures",
+        "add refs",
+        "add signatures",
+    ],
+)
+async def test_creating_work_costs_the_same_whatever_the_size(
+    local: HatchetMageflow, probe: Probe, round_trips: RoundTrips, how: str
+) -> None:
+    async def cost(n: int) -> int:
+        presigned = [await local.sign("inc", x=i) for i in range(n)]
+        work: list[Any] = presigned if how.endswith("signatures") else ["inc"] * n
+        opened = await local.swarm([], open=True) if how.startswith("add") else None
+        round_trips.reset()
+        if how.startswith("chain"):
+            await local.chain(work)
+        elif opened is None:
+            await local.swarm(work, max_concurrency=5)
+        else:
+            await opened.add(work)
+        return round_trips.count
+
+    await cost(2)  # every script is loaded from here on
+    assert await cost(10) == await cost(1000) <= 2
+
+
 @pytest.mark.parametrize("kind", ["chain", "swarm", "swarm of chains"])
 async def test_lifecycle_costs_the_same_whatever_the_size(
     local: HatchetMageflow, probe: Probe, round_trips: RoundTrips, kind: str
