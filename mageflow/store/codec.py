@@ -208,7 +208,9 @@ def decode_target(
     if text(reply[0]) == "!":
         return BadTarget(signature_id, key, text(reply[1]))
     version, kind, task, kwargs, return_field, status = (
-        None if x is None else text(x) for x in reply
+        # A missing field is nil in Lua: None from Redis, false in JSON.
+        None if x is None or x is False else text(x)
+        for x in reply
     )
     if version != keys.SCHEMA_VERSION or kind is None or kwargs is None:
         return BadTarget(signature_id, key, "not a valid mageflow record")

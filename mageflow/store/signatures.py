@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 import uuid
@@ -294,7 +295,7 @@ class SignatureStore:
             )
         verdict = ActivationVerdict(word)
         if verdict in (ActivationVerdict.RUN, ActivationVerdict.FINISHED):
-            record = fields_of(payload)
+            record = json.loads(text(payload))
             completing = len(reply) > 2 and text(reply[2]) == "1"
             return Activation(
                 verdict,
@@ -343,7 +344,9 @@ class SignatureStore:
                 [*keys_, *map(keys.signature, callbacks)],
                 [*args, *callbacks],
             )
-            return self._finish(reply, signature_id, callbacks, sent=alone)
+            return self._finish(
+                json.loads(text(reply)), signature_id, callbacks, sent=alone
+            )
         reply = await self._call(
             "FINISH_ITEM",
             [
@@ -358,6 +361,7 @@ class SignatureStore:
             ],
             [*args, self.ttl.active_ms, *callbacks],
         )
+        reply = json.loads(text(reply))
         finished = self._finish(reply[0], signature_id, callbacks, sent=False)
         if not reply[1] or text(reply[1][0]) in ("missing", "corrupt"):
             # The outcome is recorded; its swarm could not be told (it is
