@@ -130,14 +130,62 @@ class InjectionPlan:
     for :func:`replan`, when those frames are gone."""
     params: tuple[ParamPlan, ...] = ()
     """``positional + keyword``, in the function's order, kept ready."""
-    plain: bool = False
-    """No dependencies and no stagger: the arguments are a few tuple walks."""
+    call_positional: tuple[ParamPlan, ...] = dataclasses.field(
+        default=(), compare=False, repr=False
+    )
+    call_keyword: tuple[ParamPlan, ...] = dataclasses.field(
+        default=(), compare=False, repr=False
+    )
+    """``positional`` and ``keyword`` again, for the shorter run path
+    (:func:`~mageflow.injection.resolve.unsigned_call`): the keyword ones
+    that the function's own code binds by position, right after the
+    positional ones, move to ``call_positional``, in that order. The
+    interpreter binds them to the same parameters either way, and a
+    positional call needs no dict per run. See :func:`_by_position`."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", self.positional + self.keyword)
-        object.__setattr__(
-            self, "plain", not self.has_dependencies and self.stagger is None
+        call_positional, call_keyword = _by_position(
+            self.fn, self.message_name, self.positional, self.keyword
         )
+        object.__setattr__(self, "call_positional", call_positional)
+        object.__setattr__(self, "call_keyword", call_keyword)
+
+
+def _by_position(
+    fn: Callable[..., Any],
+    message_name: str,
+    positional: tuple[ParamPlan, ...],
+    keyword: tuple[ParamPlan, ...],
+) -> tuple[tuple[ParamPlan, ...], tuple[ParamPlan, ...]]:
+    """``positional`` and ``keyword``, with each keyword argument that ``fn``'s
+    code takes as the next positional parameter moved into position.
+
+    Only for a plain Python function, and read from its code object, not its
+    signature: a ``functools.wraps`` wrapper's code is ``(*args, **kwargs)``,
+    so nothing moves and a wrapper that reads its ``kwargs`` still sees them.
+    The move stops at the first parameter nothing is injected into (it keeps
+    its default, so what follows it must still go by name).
+    """
+    if not keyword or not isinstance(fn, types.FunctionType):
+        return positional, keyword
+    code = fn.__code__
+    names = code.co_varnames[: code.co_argcount]
+    taken = 1 + len(positional)  # the message, then the positional ones
+    if names[:taken] != (message_name, *(p.name for p in positional)):
+        return positional, keyword
+    by_name = {p.name: p for p in keyword}
+    moved: list[ParamPlan] = []
+    for name in names[taken:]:
+        param = by_name.get(name)
+        if param is None:
+            break
+        moved.append(param)
+    if not moved:
+        return positional, keyword
+    moved_names = {p.name for p in moved}
+    still_keyword = tuple(p for p in keyword if p.name not in moved_names)
+    return positional + tuple(moved), still_keyword
 
 
 NO_RETURN_HINT = object()

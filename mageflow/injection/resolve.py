@@ -10,10 +10,20 @@ which keeps Hatchet's semantics:
 * a returned (async) context manager is entered, and exited after the task,
   in reverse order, by the caller's :class:`Exits`.
 
+Those two are the general path, for any run. The common run (no signature,
+no values given by name, no test overrides) takes a shorter one:
+:func:`unsigned_call` turns a plan, once, when the task is decorated, into a
+function of ``(input, ctx)`` specialised for the plan's shape, which passes
+the arguments straight to the task function, with no list, dict or loop per
+run (for a task ``fn(input, ctx)`` it is ``fn`` itself). It gives the same
+arguments as the general path; ``tests/test_injection_fastpath.py`` checks
+that, shape by shape.
+
 Tests can replace dependencies and injectables: each client holds an
 :data:`OverrideTable` (``client.dependency_overrides``, set by the pytest
 plugin's ``mageflow_runner.override``). The run path looks at it only when it
-is not empty, so overrides cost nothing when unused.
+is not empty, so overrides cost nothing when unused; when it is not, the run
+takes the general path, which is given the table explicitly.
 """
 
 from __future__ import annotations
@@ -21,18 +31,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import (
     AbstractAsyncContextManager,
     AbstractContextManager,
     AsyncExitStack,
 )
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 from hatchet_sdk import Context
 
-from mageflow.injection.plan import DependencyPlan, InjectionPlan, Source
+from mageflow.injection.plan import DependencyPlan, InjectionPlan, ParamPlan, Source
 from mageflow.signature import TaskSignature
 
 _CONTEXT = Source.CONTEXT
@@ -215,6 +225,38 @@ async def _resolve(
     return await exits.enter(value, kind)
 
 
+async def call_with_dependencies(
+    plan: InjectionPlan,
+    message: object,
+    ctx: object,
+    signature: object,
+    provided: Mapping[str, Any],
+    overrides: OverrideTable | None = None,
+) -> Any:
+    """The general run: :func:`assemble_with_dependencies`, the call, then the
+    exits of the context managers the dependencies returned, newest first.
+
+    Returns ``None`` when one of those context managers suppressed the task's
+    exception, as Hatchet does.
+    """
+    exits = Exits()
+    try:
+        args, kwargs = await assemble_with_dependencies(
+            plan, message, ctx, signature, exits, provided, overrides
+        )
+        if plan.is_async:
+            result = await plan.fn(*args, **kwargs)
+        else:
+            result = await asyncio.to_thread(plan.fn, *args, **kwargs)
+    except BaseException as exc:
+        if exits.stack is not None and await exits.close(exc):
+            return None  # a dependency's context manager suppressed it
+        raise
+    if exits.stack is not None:
+        await exits.close(None)
+    return result
+
+
 def _threaded_exit(cm: AbstractContextManager[Any]) -> Any:
     async def exit_in_thread(
         exc_type: type[BaseException] | None,
@@ -263,3 +305,165 @@ async def _override_injectables(
     if (signature_override := _for_type(overrides, TaskSignature)) is not None:
         signature = await _produce(signature_override, message, ctx, exits)
     return ctx, signature
+
+
+# --- the unsigned run's shorter path (built at decoration) ---------------------
+
+TaskCall = Callable[[Any, Any], Awaitable[Any]]
+"""``call(input, ctx)``: one run of a task, awaited for the task's result."""
+
+_NOTHING_PROVIDED: Mapping[str, Any] = MappingProxyType({})
+
+# Where one argument of the task function comes from, in a run without a
+# signature: the context, a value fixed when the plan is made (the signature
+# parameters' None, a positional-only parameter's default), or the one
+# dependency's value.
+_FROM_CTX, _FIXED, _FROM_DEPENDENCY = "c", "k", "d"
+
+_Slot = tuple[str, Any]
+
+
+def unsigned_call(plan: InjectionPlan) -> TaskCall:
+    """A run of ``plan``'s task as ``call(input, ctx)``, made once, at decoration.
+
+    For runs without a signature (signature parameters receive ``None``, as
+    the general path gives them), without values given by name and without
+    test overrides, of a plan without a stagger: the caller checks those, and
+    takes :func:`assemble` or :func:`call_with_dependencies` otherwise.
+
+    The call is specialised for the plan's shape: without dependencies it
+    passes the arguments straight to the task function (for ``(input, ctx)``
+    it *is* the task function); with one ``async`` dependency of
+    ``(input, ctx)`` alone, it awaits that and passes its value on, and
+    creates the :class:`Exits` only if the value is a context manager.
+    Anything else (nested, sync or several dependencies) goes through
+    :func:`call_with_dependencies`. Each gives the arguments the general path
+    gives.
+    """
+    if not plan.has_dependencies:
+        return _caller(plan)
+    dependencies = [p.dependency for p in plan.params if p.dependency is not None]
+    if len(dependencies) == 1:
+        (dependency,) = dependencies
+        if dependency.is_async and not dependency.params:
+            return _one_dependency(dependency, _caller(plan))
+
+    def general(message: Any, ctx: Any) -> Awaitable[Any]:
+        return call_with_dependencies(plan, message, ctx, None, _NOTHING_PROVIDED)
+
+    return general
+
+
+def _slot(param: ParamPlan) -> _Slot:
+    if param.dependency is not None:
+        return _FROM_DEPENDENCY, None
+    if param.source is _CONTEXT:
+        return _FROM_CTX, None
+    if param.source is _SIGNATURE:
+        return _FIXED, None  # a run without a signature
+    return _FIXED, param.default
+
+
+def _caller(plan: InjectionPlan) -> Callable[..., Any]:
+    """``caller(input, ctx[, value])``: calls the task function, returns what
+    awaiting gives its result. ``value`` is the dependency's, if it has one."""
+    fn = plan.fn
+    positional = tuple(_slot(p) for p in plan.call_positional)
+    keyword = tuple((p.name, *_slot(p)) for p in plan.call_keyword)
+    if plan.is_async and not keyword:
+        shape = "".join(kind for kind, _ in positional)
+        fixed = [value for kind, value in positional if kind == _FIXED]
+        specialised = _specialised(fn, shape, fixed)
+        if specialised is not None:
+            return specialised
+    is_async = plan.is_async
+
+    def caller(message: Any, ctx: Any, value: Any = None) -> Any:
+        args = [message]
+        for kind, fixed_value in positional:
+            args.append(
+                ctx
+                if kind == _FROM_CTX
+                else value
+                if kind == _FROM_DEPENDENCY
+                else fixed_value
+            )
+        kwargs = {
+            name: (
+                ctx
+                if kind == _FROM_CTX
+                else value
+                if kind == _FROM_DEPENDENCY
+                else fixed_value
+            )
+            for name, kind, fixed_value in keyword
+        }
+        if is_async:
+            return fn(*args, **kwargs)
+        # asyncio.to_thread copies the context variables into the thread.
+        return asyncio.to_thread(fn, *args, **kwargs)
+
+    return caller
+
+
+def _specialised(
+    fn: Callable[..., Any], shape: str, fixed: list[Any]
+) -> Callable[..., Any] | None:
+    """The commonest positional shapes of an ``async`` task, written out."""
+    if shape in ("c", "cd"):  # fn(input, ctx) / fn(input, ctx, value)
+        return fn
+    if shape == "":
+        return lambda message, ctx: fn(message)
+    if shape == "d":
+        return lambda message, ctx, value: fn(message, value)
+    if shape == "dc":
+        return lambda message, ctx, value: fn(message, value, ctx)
+    if not fixed:
+        return None
+    first = fixed[0]
+    if shape == "k":
+        return lambda message, ctx: fn(message, first)
+    if shape == "ck":
+        return lambda message, ctx: fn(message, ctx, first)
+    if shape == "kc":
+        return lambda message, ctx: fn(message, first, ctx)
+    if shape == "ckd":
+        return lambda message, ctx, value: fn(message, ctx, first, value)
+    if shape == "cdk":
+        return lambda message, ctx, value: fn(message, ctx, value, first)
+    return None
+
+
+def _one_dependency(dependency: DependencyPlan, caller: Callable[..., Any]) -> TaskCall:
+    """The run of a task with one ``async`` dependency of ``(input, ctx)``."""
+    dependency_fn = dependency.fn
+    kinds = dependency.returned_kinds
+
+    async def one_dependency(message: Any, ctx: Any) -> Any:
+        value = await dependency_fn(message, ctx)
+        tp = type(value)
+        kind = kinds.get(tp)
+        if kind is None:
+            kind = kinds[tp] = _kind_of(tp)
+        if kind == _PLAIN:
+            return await caller(message, ctx, value)
+        return await _call_entered(caller, message, ctx, value, kind)
+
+    return one_dependency
+
+
+async def _call_entered(
+    caller: Callable[..., Any], message: Any, ctx: Any, value: Any, kind: int
+) -> Any:
+    """The dependency returned a context manager: enter it, call, exit it."""
+    exits = Exits()
+    try:
+        entered = await exits.enter(value, kind)
+        result = await caller(message, ctx, entered)
+    except BaseException as exc:
+        if exits.stack is not None and await exits.close(exc):
+            return None  # the context manager suppressed it
+        raise
+    if exits.stack is not None:
+        await exits.close(None)
+    return result

@@ -1,7 +1,10 @@
 """Calling the user's task function: arguments from the plan, then the call.
 
 Shared by plain runs and signed runs (:mod:`mageflow.run.signed`), so both
-inject, stagger and resolve dependencies the same way.
+inject, stagger and resolve dependencies the same way. This is the general
+path; :mod:`~mageflow.run.entry` takes a shorter one, made at decoration
+(:func:`~mageflow.injection.resolve.unsigned_call`), for a run that has no
+signature, no values given by name, no test overrides and no stagger.
 """
 
 from __future__ import annotations
@@ -12,11 +15,7 @@ from typing import Any
 from hatchet_sdk import Context
 
 from mageflow.injection.plan import InjectionPlan
-from mageflow.injection.resolve import (
-    Exits,
-    assemble,
-    assemble_with_dependencies,
-)
+from mageflow.injection.resolve import assemble, call_with_dependencies
 from mageflow.run.runtime import TaskRuntime
 from mageflow.signature import TaskSignature
 from mageflow.stagger import stagger
@@ -35,28 +34,9 @@ async def call_user(
         await stagger(ctx, plan.task_name, plan.stagger, runtime.rng)
     overrides = runtime.overrides
     if plan.has_dependencies or provided or overrides:
-        exits = Exits()
-        try:
-            args, kwargs = await assemble_with_dependencies(
-                plan,
-                input,
-                ctx,
-                signature,
-                exits,
-                provided,
-                overrides or None,
-            )
-            if plan.is_async:
-                result = await plan.fn(*args, **kwargs)
-            else:
-                result = await asyncio.to_thread(plan.fn, *args, **kwargs)
-        except BaseException as exc:
-            if exits.stack is not None and await exits.close(exc):
-                return None  # a dependency's context manager suppressed it
-            raise
-        if exits.stack is not None:
-            await exits.close(None)
-        return result
+        return await call_with_dependencies(
+            plan, input, ctx, signature, provided, overrides or None
+        )
     args, kwargs = assemble(plan, input, ctx, signature)
     if plan.is_async:
         return await plan.fn(*args, **kwargs)

@@ -10,7 +10,6 @@ it, find the user's ``Depends`` parameters and resolve them a second time.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,7 +19,7 @@ from hatchet_sdk import Context
 from mageflow.dispatch import SIGNATURE_ID
 from mageflow.errors import MissingSignatureError
 from mageflow.injection.plan import NO_RETURN_HINT, InjectionPlan, PlanCell
-from mageflow.injection.resolve import assemble
+from mageflow.injection.resolve import TaskCall, unsigned_call
 from mageflow.run.call import call_user
 from mageflow.run.runtime import TaskRuntime
 from mageflow.run.signed import run_signed
@@ -31,11 +30,18 @@ TaskCallable = Callable[..., Awaitable[Any]]
 def make_task_callable(cell: PlanCell, runtime: TaskRuntime) -> TaskCallable:
     """The coroutine function handed to Hatchet in place of the user's function."""
     scope, owner = runtime.scope, runtime.owner
+    # The plan the shorter path was made for, and that path, made here, at
+    # decoration; a plan with unresolved names gets its own at the first run,
+    # once it is rebuilt.
+    known: InjectionPlan | None = None if cell.plan.unresolved else cell.plan
+    shorter = None if known is None else _shorter_path(known)
 
     async def run_task(input: Any, ctx: Context, **provided: Any) -> Any:
+        nonlocal known, shorter
         plan = cell.plan
-        if plan.unresolved:
+        if plan is not known:
             plan = cell.current()
+            known, shorter = plan, _shorter_path(plan)
         metadata = ctx.additional_metadata
         if scope.get() is not owner:
             # Left set: a run's context ends with the run (each run is its own
@@ -52,15 +58,11 @@ def make_task_callable(cell: PlanCell, runtime: TaskRuntime) -> TaskCallable:
                 provided,
                 runtime,
             )
+        if shorter is not None and not provided and not runtime.overrides:
+            # The common case: arguments straight from the plan's shape.
+            return await shorter(input, ctx)
         if plan.requires_signature:
             raise _missing_signature(plan)
-        if plan.plain and not provided and not runtime.overrides:
-            # The common case inline: one coroutine less is a third of
-            # the wrapper's cost.
-            args, kwargs = assemble(plan, input, ctx, None)
-            if plan.is_async:
-                return await plan.fn(*args, **kwargs)
-            return await asyncio.to_thread(plan.fn, *args, **kwargs)
         return await call_user(plan, input, ctx, None, provided, runtime)
 
     plan = cell.plan
@@ -82,6 +84,15 @@ def make_task_callable(cell: PlanCell, runtime: TaskRuntime) -> TaskCallable:
     # a precomputed one turns that into an attribute read.
     run_task.__signature__ = inspect.signature(run_task)  # type: ignore[attr-defined]
     return run_task
+
+
+def _shorter_path(plan: InjectionPlan) -> TaskCall | None:
+    """The run without a signature, values given by name or test overrides,
+    made for ``plan``'s shape; ``None`` when the plan staggers its runs or
+    requires a signature (the general path, :func:`call_user`, does both)."""
+    if plan.stagger is not None or plan.requires_signature:
+        return None
+    return unsigned_call(plan)
 
 
 def _missing_signature(plan: InjectionPlan) -> MissingSignatureError:
