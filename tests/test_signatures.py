@@ -316,6 +316,7 @@ async def test_a_signed_run_and_its_callback_cost_two_round_trips_each(
     runs = backend(local)
     runs.on_idle = None  # the run and its callback alone, not a recovery pass
     await sig.aio_run({"item": "warm"})  # every script is loaded from here on
+    await runs.drain()  # and its callback's run is over
     notify_again = await local.sign(tasks["tasks"]["notify"])
     on_error_again = await local.sign(tasks["tasks"]["on_error"])
     again = await local.sign(

@@ -38,6 +38,7 @@ from mageflow.errors import (
 )
 from mageflow.signature import SignatureStatus, TaskSignature
 from mageflow.store import keys, scripts
+from mageflow.store.batching import ScriptBatcher
 from mageflow.store.codec import (
     Write,
     decode,
@@ -108,6 +109,7 @@ class SignatureStore:
         self.ttl = ttl
         self._scripts: dict[str, AsyncScript] = {}
         self._scripts_for: Redis | None = None
+        self._batcher: ScriptBatcher | None = None
 
     @property
     def connection(self) -> RedisConnection:
@@ -117,15 +119,18 @@ class SignatureStore:
     def redis(self) -> Redis:
         return self._connection.client
 
-    def _script(self, name: str) -> AsyncScript:
+    def _script(self, name: str) -> tuple[AsyncScript, ScriptBatcher]:
+        """The script ``name`` on the current client, and that client's
+        batcher (both made again if the client changed)."""
         redis = self.redis
-        if self._scripts_for is not redis:
+        if self._batcher is None or self._scripts_for is not redis:
             self._scripts = {}
             self._scripts_for = redis
+            self._batcher = ScriptBatcher(redis)
         script = self._scripts.get(name)
         if script is None:
             script = self._scripts[name] = redis.register_script(getattr(scripts, name))
-        return script
+        return script, self._batcher
 
     async def _call(
         self,
@@ -139,7 +144,8 @@ class SignatureStore:
         pause = 0.05
         while True:
             try:
-                return await self._script(name)(keys=list(keys_), args=list(args))
+                script, batcher = self._script(name)
+                return await batcher.call(script, keys_, args)
             except ResponseError as exc:
                 if "WRONGTYPE" in str(exc):
                     raise CorruptSignatureError(
