@@ -1,7 +1,8 @@
 """mageflow against plain Hatchet, on a real engine.
 
     scripts/hatchet-engine start      # once
-    python bench/e2e.py [--repeat 3] [--runs 200] [--chain 20] [--profile]
+    python bench/e2e.py [--repeat 3] [--runs 200] [--chain 20] [--caps 30,200]
+                        [--profile]
 
 Starts its own ``redis-server`` on a free loopback port (or uses
 ``REDIS_URL``) and its own worker (this file, with ``--worker``) in a
@@ -18,27 +19,43 @@ chain or swarm is announced on Redis pub/sub, nothing polls.
   ``--poll`` seconds: 5 ms, a fraction of one engine hop). Two more rows,
   20 sequential ``aio_run`` of a plain task and of a mageflow task, show
   what one client-driven hop costs and what mageflow's task wrapper adds.
-* swarm: ``client.swarm([...200 no-op tasks], max_concurrency=200)`` (and the
-  default 30; made from a list, it is closed), started with
-  ``aio_run_no_wait``, against 200 plain
-  runs triggered in bulk (``aio_run_many(..., wait_for_result=False)``),
-  again timed two ways: all results awaited at once with ``aio_result()``,
-  and each run INCRs a Redis counter that the client polls.
+* swarm: ``client.swarm([...200 no-op tasks], max_concurrency=cap)`` for each
+  ``--caps`` value (30 and 200; made from a list, it is closed), started with
+  ``aio_run_no_wait``, against plain Hatchet *with the same cap*: 200 runs
+  of a standalone task declared with ``concurrency=ConcurrencyExpression(
+  "input.group", max_runs=cap, GROUP_ROUND_ROBIN)`` (one group per round),
+  triggered in bulk (``aio_run_many(..., wait_for_result=False)``). Capped at
+  200, a swarm of 200 is uncapped, so it is also set against 200 runs of a
+  task without a concurrency limit. Both sides end on the same completion
+  signal, an announcement on Redis pub/sub that the client subscribed to
+  before it started: mageflow announces the swarm's end (``client.wait``);
+  each plain run INCRs a counter, and the run that brings it to 200
+  PUBLISHes. Two rows more time the uncapped plain runs the older ways: all
+  results awaited at once with ``aio_result()`` (the SDK's listener), and
+  the counter polled every ``--poll`` seconds.
 * many: ``aio_run_many`` of 200 runs of a plain task against the same for a
   mageflow-wrapped task (no signature); ``aio_run_many`` awaits results ten
   at a time, so these rows measure the SDK more than the engine or mageflow.
 
-Prints the medians of ``--repeat`` rounds (after one warm-up round, cases
-interleaved), and the ratios mageflow / plain against the targets of issue 6
-(chain <= 1.3x, swarm <= 1.2x). ``--only chain_dag,chain_mf`` runs some cases.
+Prints the machine (CPU model, cores, Python), the medians of ``--repeat``
+rounds (after one warm-up round, cases interleaved, all in this one run),
+and each ratio mageflow / plain next to its target and whether it was met:
+a chain below 0.7x of the plain DAG, a capped swarm within 1.1x of plain
+Hatchet with the same cap (at each cap), and the uncapped swarm within 1.1x
+of ``aio_run_many``. Ratios without a target say so. ``--only
+chain_dag,chain_mf`` runs some cases.
 
 ``--profile`` runs each chain and swarm case once more with the worker
 logging, per run, when it started and how long each Redis round trip
 (``SignatureStore`` method) and each trigger took, and with the CPU time of
 each process group (client, worker, redis-server, hatchet-lite, PostgreSQL)
 read from /proc; it prints where one chain hop and the swarm spend their time.
-``--threads N`` (an experiment) gives the worker's event loop a default
-executor of N threads: the SDK runs each trigger's gRPC call in it.
+``--in-flight N`` (an experiment) sets the worker's dispatcher's
+``max_in_flight``: how many trigger calls it keeps under way before it holds
+new starts back to send them together. ``--threads N`` (an experiment) gives
+the worker's event loop a default executor of N threads: the SDK's own
+``aio_`` calls run in it (mageflow's triggers no longer do: they go on
+``grpc.aio``, see ``mageflow/dispatch/hatchet.py``).
 
 Needs the engine's ``HATCHET_CLIENT_*`` settings in the environment, or reads
 them with ``scripts/hatchet-engine env``.
@@ -70,8 +87,10 @@ from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER_NAME = "mageflow-bench"
-CHAIN_TARGET = 1.3
-SWARM_TARGET = 1.2
+CHAIN_TARGET = 0.7
+"""mageflow's chain / the plain DAG of the same steps: below this."""
+SWARM_TARGET = 1.1
+"""mageflow's swarm / plain Hatchet with the same cap (or none): at most."""
 
 
 def load_engine_env() -> None:
@@ -150,12 +169,22 @@ class Noop(BaseModel):
     signal: str = ""
     """Plain runs only: a Redis key to INCR when done (the last DAG step sets
     it), so plain Hatchet can also be timed to completion the way mageflow is,
-    by polling Redis, instead of through the SDK's result listener."""
+    through Redis, instead of through the SDK's result listener."""
+    total: int = 0
+    """With ``signal``: the run that brings the counter to ``total`` PUBLISHes
+    on the channel ``signal``, as mageflow announces a swarm's end."""
+    group: str = ""
+    """The concurrency group of a capped plain task (one per round)."""
 
 
-def build(chain_length: int) -> dict[str, Any]:
+def build(chain_length: int, caps: list[int]) -> dict[str, Any]:
     # imported here: Hatchet() reads HATCHET_CLIENT_* when it is built
-    from hatchet_sdk import Context, Hatchet
+    from hatchet_sdk import (
+        ConcurrencyExpression,
+        ConcurrencyLimitStrategy,
+        Context,
+        Hatchet,
+    )
 
     import mageflow
 
@@ -163,14 +192,34 @@ def build(chain_length: int) -> dict[str, Any]:
     mf = mageflow.Mageflow(hatchet)  # Redis from REDIS_URL
     log = _profile_log()
 
-    @hatchet.task(name="bench-plain-noop", input_validator=Noop)
-    async def plain_noop(msg: Noop, ctx: Context) -> dict[str, int]:
+    async def plain_body(msg: Noop) -> dict[str, int]:
         started = time.time()
         if msg.signal:
-            await mf.redis.incr(msg.signal)
+            done = await mf.redis.incr(msg.signal)
+            if msg.total and done == msg.total:
+                await mf.redis.publish(msg.signal, "done")
         if log is not None:
             log("plain-run", started, time.time())
         return {"n": msg.n}
+
+    @hatchet.task(name="bench-plain-noop", input_validator=Noop)
+    async def plain_noop(msg: Noop, ctx: Context) -> dict[str, int]:
+        return await plain_body(msg)
+
+    def capped(cap: int) -> Any:
+        @hatchet.task(
+            name=f"bench-plain-cap{cap}",
+            input_validator=Noop,
+            concurrency=ConcurrencyExpression(
+                expression="input.group",
+                max_runs=cap,
+                limit_strategy=ConcurrencyLimitStrategy.GROUP_ROUND_ROBIN,
+            ),
+        )
+        async def plain_capped(msg: Noop, ctx: Context) -> dict[str, int]:
+            return await plain_body(msg)
+
+        return plain_capped
 
     @mf.task(name="bench-mf-noop")
     async def mf_noop(msg: Noop) -> Noop:
@@ -198,6 +247,7 @@ def build(chain_length: int) -> dict[str, Any]:
         "hatchet": hatchet,
         "mf": mf,
         "plain_noop": plain_noop,
+        "plain_capped": {cap: capped(cap) for cap in caps},
         "mf_noop": mf_noop,
         "dag": dag,
     }
@@ -229,7 +279,8 @@ def instrument(log: Callable[[str, float, float], None]) -> None:
 
     Patches classes and module globals of this worker process only (bench
     code, mageflow itself is unchanged): every ``SignatureStore`` method, the
-    Hatchet dispatcher's ``trigger``/``trigger_many``, and ``run_signed``
+    Hatchet dispatcher's ``trigger``/``trigger_many`` and ``send`` (each call
+    to the engine, which may carry many triggers), and ``run_signed``
     (everything mageflow does around a signed run's function).
     """
     from mageflow.dispatch.hatchet import HatchetDispatcher
@@ -255,15 +306,20 @@ def instrument(log: Callable[[str, float, float], None]) -> None:
         timed(SignatureStore, name, f"redis:{name}")
     timed(HatchetDispatcher, "trigger", "grpc:trigger")
     timed(HatchetDispatcher, "trigger_many", "grpc:trigger_many")
+    timed(HatchetDispatcher, "send", "grpc:send (one call)")
     timed(entry, "run_signed", "run_signed")
 
 
-def run_worker(chain_length: int, slots: int) -> None:
-    t = build(chain_length)
-    workflows = [t["plain_noop"], t["mf_noop"], t["dag"]]
+def run_worker(chain_length: int, slots: int, caps: list[int]) -> None:
+    t = build(chain_length, caps)
+    workflows = [t["plain_noop"], *t["plain_capped"].values(), t["mf_noop"], t["dag"]]
     log = _profile_log()
     if log is not None:
         instrument(log)
+    if in_flight := int(os.environ.get("MAGEFLOW_BENCH_IN_FLIGHT") or 0):
+        # an experiment (--in-flight): how many trigger calls the dispatcher
+        # keeps under way before it holds starts back to send them together
+        t["mf"].dispatch_backend.max_in_flight = in_flight
     lifespan = None
     if threads := int(os.environ.get("MAGEFLOW_BENCH_THREADS") or 0):
         # an experiment (--threads): the SDK's triggers run in the loop's
@@ -390,6 +446,44 @@ def make_cases(args: argparse.Namespace, t: dict[str, Any]) -> list[Case]:
         case.phases["start"].append(t1 - t0)
         case.phases["wait"].append(time.perf_counter() - t1)
 
+    # One pub/sub connection for every plain round, as mageflow keeps one per
+    # process for all of its waits.
+    shared: dict[str, Any] = {}
+
+    def swarm_plain_announced(task: Any) -> Callable[[Case], Awaitable[None]]:
+        """``runs`` plain runs of ``task``, ended by the last one's PUBLISH."""
+
+        async def run(case: Case) -> None:
+            key = f"bench:signal:{uuid.uuid4().hex}"
+            t0 = time.perf_counter()
+            if "pubsub" not in shared:
+                shared["pubsub"] = mf.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = shared["pubsub"]
+            await pubsub.subscribe(key)
+            try:
+                items = [
+                    task.create_bulk_run_item(
+                        Noop(n=i, signal=key, total=runs, group=key)
+                    )
+                    for i in range(runs)
+                ]
+                t1 = time.perf_counter()
+                await task.aio_run_many(items, wait_for_result=False)
+                t2 = time.perf_counter()
+                channels = (key, key.encode())  # with or without decoding
+                while True:
+                    message = await pubsub.get_message(timeout=600)
+                    if message is not None and message["channel"] in channels:
+                        break
+                t3 = time.perf_counter()
+            finally:
+                await pubsub.unsubscribe(key)
+            for name, value in (("create", t1 - t0), ("start", t2 - t1),
+                                ("wait", t3 - t2)):  # fmt: skip
+                case.phases[name].append(value)
+
+        return run
+
     def swarm_mf(cap: int) -> Callable[[Case], Awaitable[None]]:
         async def create() -> Any:
             # Made from a list, the swarm is closed: it completes on its own.
@@ -408,7 +502,7 @@ def make_cases(args: argparse.Namespace, t: dict[str, Any]) -> list[Case]:
 
         return run
 
-    cap = args.max_concurrency
+    caps = args.caps
     cases = [
         Case("chain_dag", f"chain {n}: plain DAG, aio_run", chain_dag),
         Case("chain_dag_redis", f"chain {n}: plain DAG, done polled in Redis",
@@ -419,10 +513,12 @@ def make_cases(args: argparse.Namespace, t: dict[str, Any]) -> list[Case]:
         Case("swarm_plain", f"swarm {runs}: plain aio_run_many, gathered", swarm_plain),
         Case("swarm_plain_redis", f"swarm {runs}: plain, done polled in Redis",
              swarm_plain_redis),
-        Case(f"swarm_mf_{cap}", f"swarm {runs}: mageflow, max_concurrency={cap}",
-             swarm_mf(cap)),
-        Case("swarm_mf_30", f"swarm {runs}: mageflow, max_concurrency=30",
-             swarm_mf(30)),
+        Case("swarm_plain_pub", f"swarm {runs}: plain aio_run_many, uncapped",
+             swarm_plain_announced(plain_noop)),
+        *(Case(f"swarm_plain_cap{cap}", f"swarm {runs}: plain, max_runs={cap}",
+               swarm_plain_announced(t["plain_capped"][cap])) for cap in caps),
+        *(Case(f"swarm_mf_{cap}", f"swarm {runs}: mageflow, max_concurrency={cap}",
+               swarm_mf(cap)) for cap in caps),
         Case("many_plain", f"many {runs}: plain aio_run_many", many(plain_noop)),
         Case("many_mf", f"many {runs}: mageflow task aio_run_many", many(mf_noop)),
     ]  # fmt: skip
@@ -435,7 +531,10 @@ def make_cases(args: argparse.Namespace, t: dict[str, Any]) -> list[Case]:
 def print_table(args: argparse.Namespace, cases: list[Case]) -> None:
     by_key = {c.key: c for c in cases}
     print()
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()}")
+    print(
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()}, "
+        f"Python {platform.python_version()}"
+    )
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average at the end (1, 5, 15 min): {load}; the engine is shared")
     print(
@@ -453,28 +552,43 @@ def print_table(args: argparse.Namespace, cases: list[Case]) -> None:
         )
     print()
 
-    def ratio(what: str, top: str, bottom: str, target: float | None) -> None:
-        if top in by_key and bottom in by_key:
-            r = by_key[top].median / by_key[bottom].median
-            verdict = ""
-            if target is not None:
-                verdict = (
-                    f"  (target <= {target}x: {'met' if r <= target else 'MISSED'})"
-                )
-            print(f"ratio {what:<46} {r:>5.2f}x{verdict}")
+    def ratio(
+        what: str, top: str, bottom: str, target: float | None, below: bool = False
+    ) -> None:
+        """mageflow / plain, medians; the spread of the rounds' own ratios
+        (interleaved, so one round's cases ran side by side); the target."""
+        if top not in by_key or bottom not in by_key:
+            return
+        r = by_key[top].median / by_key[bottom].median
+        rounds = [
+            a / b for a, b in zip(by_key[top].times, by_key[bottom].times, strict=True)
+        ]
+        spread = f"rounds {min(rounds):.2f}-{max(rounds):.2f}"
+        if target is None:
+            verdict = "no target (for reference)"
+        else:
+            met = r < target if below else r <= target
+            sign = "<" if below else "<="
+            verdict = f"target {sign} {target}x: {'met' if met else 'MISSED'}"
+        print(f"ratio {what:<52} {r:>5.2f}x  ({spread})  {verdict}")
 
-    cap = args.max_concurrency
-    ratio("chain, mageflow chain / plain DAG", "chain_mf", "chain_dag", CHAIN_TARGET)
+    ratio("chain, mageflow chain / plain DAG", "chain_mf", "chain_dag", CHAIN_TARGET,
+          below=True)  # fmt: skip
     ratio("chain, mageflow chain / plain DAG polled", "chain_mf", "chain_dag_redis",
-          CHAIN_TARGET)  # fmt: skip
-    ratio("chain, mageflow aio_run x20 / plain aio_run x20", "seq_mf", "seq_plain",
           None)  # fmt: skip
-    ratio(f"swarm, mageflow (cap {cap}) / plain gathered", f"swarm_mf_{cap}",
-          "swarm_plain", SWARM_TARGET)  # fmt: skip
-    ratio(f"swarm, mageflow (cap {cap}) / plain polled", f"swarm_mf_{cap}",
-          "swarm_plain_redis", SWARM_TARGET)  # fmt: skip
-    ratio("swarm, mageflow (cap 30) / plain gathered", "swarm_mf_30",
-          "swarm_plain", None)  # fmt: skip
+    ratio(f"chain, mageflow aio_run x{args.chain} / plain aio_run x{args.chain}",
+          "seq_mf", "seq_plain", None)  # fmt: skip
+    for cap in args.caps:
+        ratio(f"swarm, mageflow cap {cap} / plain max_runs={cap}",
+              f"swarm_mf_{cap}", f"swarm_plain_cap{cap}", SWARM_TARGET)  # fmt: skip
+    uncapped = [cap for cap in args.caps if cap >= args.runs]
+    for cap in uncapped[:1]:
+        ratio(f"swarm, mageflow uncapped (cap {cap}) / plain aio_run_many",
+              f"swarm_mf_{cap}", "swarm_plain_pub", SWARM_TARGET)  # fmt: skip
+        ratio(f"swarm, mageflow uncapped (cap {cap}) / plain gathered",
+              f"swarm_mf_{cap}", "swarm_plain", None)  # fmt: skip
+        ratio(f"swarm, mageflow uncapped (cap {cap}) / plain polled",
+              f"swarm_mf_{cap}", "swarm_plain_redis", None)  # fmt: skip
     ratio("many, mageflow task / plain aio_run_many", "many_mf", "many_plain", None)
     phased = [c for c in cases if c.phases]
     if phased:
@@ -595,8 +709,9 @@ async def profile(
         pings.append(time.perf_counter() - s)
     print(f"  Redis PING round trip, idle: median {ms(statistics.median(pings))}")
 
-    keys = ["chain_dag", "chain_dag_redis", "chain_mf", "swarm_plain_redis",
-            f"swarm_mf_{args.max_concurrency}", "swarm_mf_30"]  # fmt: skip
+    keys = ["chain_dag", "chain_dag_redis", "chain_mf", "swarm_plain_pub",
+            *(f"swarm_plain_cap{cap}" for cap in args.caps),
+            *(f"swarm_mf_{cap}" for cap in args.caps)]  # fmt: skip
     for key in keys:
         if key not in by_key:
             continue
@@ -641,7 +756,7 @@ async def profile(
 
 
 async def measure(args: argparse.Namespace, process: Any) -> None:
-    t = build(args.chain)
+    t = build(args.chain, args.caps)
     await wait_for_worker(
         t, os.environ["HATCHET_CLIENT_NAMESPACE"] + WORKER_NAME, process
     )
@@ -663,7 +778,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--chain", type=int, default=20)
     parser.add_argument("--slots", type=int, default=100)
-    parser.add_argument("--max-concurrency", type=int, default=200)
+    parser.add_argument(
+        "--caps",
+        type=lambda text: [int(c) for c in text.split(",")],
+        default=[30, 200],
+        help="the swarm caps to compare (a cap >= --runs is uncapped)",
+    )
     parser.add_argument("--poll", type=float, default=0.005)
     parser.add_argument("--only", help="comma-separated case keys, e.g. chain_dag")
     parser.add_argument("--profile", action="store_true")
@@ -671,13 +791,19 @@ def main() -> None:
         "--threads",
         type=int,
         default=0,
-        help="experiment: the worker loop's default executor size (SDK triggers)",
+        help="experiment: the worker loop's default executor size",
+    )
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=0,
+        help="experiment: the worker dispatcher's max_in_flight (trigger calls)",
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     load_engine_env()
     if args.worker:
-        run_worker(args.chain, args.slots)
+        run_worker(args.chain, args.slots, args.caps)
         return
     os.environ["HATCHET_CLIENT_NAMESPACE"] = f"bench_{uuid.uuid4().hex[:8]}_"
     workdir = Path(tempfile.mkdtemp(prefix="mageflow-bench-"))
@@ -697,10 +823,13 @@ def main() -> None:
             env["MAGEFLOW_BENCH_PROFILE"] = args.profile_path
         if args.threads:
             env["MAGEFLOW_BENCH_THREADS"] = str(args.threads)
+        if args.in_flight:
+            env["MAGEFLOW_BENCH_IN_FLIGHT"] = str(args.in_flight)
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, __file__, "--worker", "--chain", str(args.chain),
-                 "--slots", str(args.slots)],
+                 "--slots", str(args.slots),
+                 "--caps", ",".join(str(c) for c in args.caps)],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

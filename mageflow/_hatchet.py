@@ -13,12 +13,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from hatchet_sdk import Context, Depends, Hatchet
 from hatchet_sdk.clients.admin import AdminClient
+from hatchet_sdk.clients.rest.tenacity_utils import tenacity_retry
+from hatchet_sdk.connection import new_conn
+from hatchet_sdk.contracts import workflows_pb2
+from hatchet_sdk.contracts.v1.shared.trigger_pb2 import TriggerWorkflowRequest
+from hatchet_sdk.contracts.workflows_pb2_grpc import WorkflowServiceStub
 from hatchet_sdk.exceptions import IllegalTaskOutputError
 from hatchet_sdk.runnables.contextvars import (
     ctx_action_key,
@@ -29,6 +34,8 @@ from hatchet_sdk.runnables.contextvars import (
 )
 from hatchet_sdk.runnables.workflow import Standalone
 from hatchet_sdk.serde import HATCHET_PYDANTIC_SENTINEL
+from hatchet_sdk.types.trigger import TriggerWorkflowOptions
+from hatchet_sdk.utils.api_auth import create_authorization_header
 from pydantic import BaseModel, TypeAdapter
 
 # --- the client --------------------------------------------------------------
@@ -56,6 +63,88 @@ def admin_client(hatchet: Hatchet) -> AdminClient:
     """
     admin: AdminClient = hatchet._client.admin
     return admin
+
+
+# --- triggering runs without the SDK's thread pool ------------------------------
+# The admin client's ``aio_run_workflow(s)`` run a *sync* gRPC call in
+# ``asyncio.to_thread``: every trigger takes a thread of the loop's default
+# executor (``min(32, cores + 4)`` threads, shared with every other
+# ``to_thread``). mageflow builds the same requests and sends them on a
+# ``grpc.aio`` channel of its own instead.
+
+TriggerMessage = TriggerWorkflowRequest
+"""The engine's request to start one run (the SDK's protobuf message)."""
+
+
+def trigger_message(
+    admin: AdminClient,
+    task_name: str,
+    input_json: str,
+    options: TriggerWorkflowOptions,
+) -> TriggerMessage:
+    """The request ``admin.aio_run_workflow`` would send for this run.
+
+    The private ``AdminClient._create_workflow_run_request`` applies the
+    namespace, merges the metadata the current run passes on, and reads the
+    run's context variables (parent ids, spawn index), so it must be called
+    in the caller's context, inside :func:`detached`. Breaks if that method
+    is renamed or changes its arguments: every trigger then fails with an
+    ``AttributeError`` or ``TypeError`` (the e2e suite's first run shows it).
+    """
+    message: TriggerMessage = admin._create_workflow_run_request(
+        task_name, input_json, options
+    )
+    return message
+
+
+@dataclasses.dataclass(frozen=True)
+class AioTrigger:
+    """The engine's two trigger calls on a ``grpc.aio`` channel.
+
+    Each raises ``grpc.RpcError`` (``grpc.aio.AioRpcError``) as the SDK's own
+    calls do, after the SDK's retries.
+    """
+
+    one: Callable[[TriggerMessage], Awaitable[str]]
+    """``TriggerWorkflow``: start one run, return its id."""
+    bulk: Callable[[Sequence[TriggerMessage]], Awaitable[list[str]]]
+    """``BulkTriggerWorkflow``: start all of them, return their ids in
+    order (a call the engine refuses started none of them)."""
+
+
+def aio_trigger(admin: AdminClient) -> AioTrigger:
+    """Trigger calls on a new ``grpc.aio`` channel, bound to the running loop.
+
+    The channel is made by ``hatchet_sdk.connection.new_conn(config,
+    aio=True)``, as the SDK makes its own listeners' (same address, TLS and
+    channel options); the stub is the SDK's generated ``WorkflowServiceStub``
+    (the v0 service its ``aio_run_workflow(s)`` call); the auth header and
+    the retries (``HATCHET_CLIENT_TENACITY_*``) are the SDK's. Breaks if any
+    of those modules moves (an ``ImportError`` when mageflow is imported) or
+    if the SDK stops sending triggers to that service (the engine may then
+    drop it: every trigger fails with ``UNIMPLEMENTED``).
+    """
+    channel = new_conn(admin.config, True)
+    stub = WorkflowServiceStub(channel)
+    auth = create_authorization_header(admin.token)
+    retry = admin.config.tenacity
+
+    async def one(message: TriggerMessage) -> str:
+        response = cast(
+            workflows_pb2.TriggerWorkflowResponse,
+            await stub.TriggerWorkflow(message, metadata=auth),
+        )
+        return response.workflow_run_id
+
+    async def bulk(messages: Sequence[TriggerMessage]) -> list[str]:
+        request = workflows_pb2.BulkTriggerWorkflowRequest(workflows=messages)
+        response = cast(
+            workflows_pb2.BulkTriggerWorkflowResponse,
+            await stub.BulkTriggerWorkflow(request, metadata=auth),
+        )
+        return list(response.workflow_run_ids)
+
+    return AioTrigger(tenacity_retry(one, retry), tenacity_retry(bulk, retry))
 
 
 # --- tasks ---------------------------------------------------------------------

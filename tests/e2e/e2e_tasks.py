@@ -468,3 +468,22 @@ async def freeze(msg: Frozen, ctx: Context) -> dict[str, int]:
 
 
 KILL_TASKS = [kill_item, kill_collect, freeze]
+
+
+# --- starts coalesced into bulk calls (test_engine_triggers.py) ----------------------
+
+
+class Counted(BaseModel):
+    key: str
+    i: int
+
+
+@mf.task(name="e2e-counted", retries=0)
+async def counted(msg: Counted, ctx: Context) -> dict[str, int]:
+    """Counts its runs per index, and records the run id it ran as."""
+    await mf.redis.hincrby(f"e2e:counted:{msg.key}", str(msg.i), 1)
+    await mf.redis.hset(f"e2e:counted-run:{msg.key}", str(msg.i), ctx.workflow_run_id)
+    return {"i": msg.i}
+
+
+ALL_TASKS.append(counted)
