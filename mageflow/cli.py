@@ -50,6 +50,13 @@ from mageflow.testing import offline_hatchet
 from mageflow.tree import TreeNode, build_tree
 from mageflow.ttl import TTLConfig
 
+_UI_MISSING: ImportError | None = None
+"""Why the dashboard cannot be served, when its extra is not installed."""
+try:
+    from mageflow.ui import Access, serve
+except ImportError as exc:  # mageflow[ui] is an extra: every other command works
+    _UI_MISSING = exc
+
 UI_TOKEN_ENV = "MAGEFLOW_UI_TOKEN"
 
 FORMATS = ("text", "json", "svg", "mermaid", "dot")
@@ -262,19 +269,15 @@ async def _ping(url: str) -> None:
 
 
 def _run_ui(url: str, args: argparse.Namespace) -> int:
-    try:
-        # Imported here: the dashboard is an extra, and every other command
-        # must work without it.
-        from mageflow import ui
-    except ImportError as exc:
+    if _UI_MISSING is not None:
         print(
-            f"mageflow ui: the dashboard is not installed ({exc}): "
+            f"mageflow ui: the dashboard is not installed ({_UI_MISSING}): "
             "pip install 'mageflow[ui]'",
             file=sys.stderr,
         )
         return 1
     try:
-        access = ui.Access.for_host(
+        access = Access.for_host(
             args.host, token=args.token, allow_control=args.allow_control
         )
     except DashboardExposedError as exc:
@@ -293,5 +296,5 @@ def _run_ui(url: str, args: argparse.Namespace) -> int:
     hatchet = None if os.environ.get("HATCHET_CLIENT_TOKEN") else offline_hatchet()
     client = Mageflow(hatchet, redis_client=url)
     with contextlib.suppress(KeyboardInterrupt):
-        ui.serve(client, access, host=args.host, port=args.port)
+        serve(client, access, host=args.host, port=args.port)
     return 0
