@@ -230,13 +230,18 @@ async def _fill(
     except ValueError:
         node.outcome = record.get("outcome")
     links: list[tuple[str, str]] = []
-    if (container := KINDS.get(signature.kind)) is not None:
+    if isinstance(signature, SwarmSignature) and (
+        shown := window.of(signature.id, signature.size)
+    ):
+        # A large swarm: read only the page shown (none when collapsed), not
+        # all of its ids; its own counter says how many there are.
+        node.total, node.shown = signature.size, shown
+        start, stop = shown
+        page = await store.swarm_items(signature.id, start, stop) if stop else []
+        links.extend((f"item {n}", item) for n, item in enumerate(page, start + 1))
+    elif (container := KINDS.get(signature.kind)) is not None:
         members = await container.children(store, signature)
         node.total = len(members)
-        if isinstance(signature, SwarmSignature):
-            node.shown = window.of(signature.id, len(members))
-        if node.shown is not None:
-            members = members[node.shown[0] : node.shown[1]]
         links.extend(members)
     success = signature.success_callbacks
     if signature.container_role == STEP:

@@ -868,9 +868,13 @@ class SignatureStore:
         )
         return [None if x is None else loads_outcome(key, text(x)) for x in raw]
 
-    async def swarm_items(self, swarm_id: str) -> list[str]:
+    async def swarm_items(
+        self, swarm_id: str, start: int = 0, stop: int | None = None
+    ) -> list[str]:
+        """The swarm's item ids in add order, ``[start, stop)`` of them."""
         key = keys.swarm_items(swarm_id)
-        raw = await self._read(lambda: self.redis.lrange(key, 0, -1))
+        last = -1 if stop is None else stop - 1
+        raw = await self._read(lambda: self.redis.lrange(key, start, last))
         return [text(x) for x in raw]
 
 
