@@ -43,9 +43,10 @@ import pytest
 from faults import RedisProxy
 
 import mageflow
-from mageflow import HatchetMageflow, TaskError
+from mageflow import HatchetMageflow, SignatureStatus, TaskError
 from mageflow.dispatch import RunRequest
 from mageflow.dispatch.local import LocalDispatcher
+from mageflow.store import keys
 
 HERE = Path(__file__).resolve().parent
 SEEDS = int(os.environ.get("MAGEFLOW_FAULT_SEEDS", "60"))
@@ -142,6 +143,13 @@ async def _killed_case(
     # A body the kill caught before its outcome was recorded runs again
     # (bodies run at least once): those may show two runs, no others.
     killed_mid_run = await fw.unsettled(client)
+    root = await client.load_signature(built.root)
+    owed = await client.redis.zscore(keys.DUE, built.root)
+    if root is not None and root.status is SignatureStatus.PENDING and owed is None:
+        # Killed before its start was recorded: the start never returned, so
+        # nothing was promised; its caller sends it again, as after any
+        # unanswered call. (A recorded start is recovery's to send.)
+        await start(client, built)
     await client.recover(grace=timedelta(0))  # a fresh process, same tasks
     await backend(client).drain(timeout=60)
     await fw.check(client, built, killed_mid_run=killed_mid_run)
