@@ -3,11 +3,14 @@
 The public API is what this module exports; everything else is internal.
 """
 
-from mageflow.callbacks import DEFAULT_RESULT_FIELD, ReturnValue, TaskError
+from mageflow.callbacks import DEFAULT_RESULT_FIELD, ReturnValue, RootResult, TaskError
 from mageflow.client import HatchetMageflow, Mageflow
+from mageflow.continuation import Continue
 from mageflow.engine.recovery import RecoveryReport
+from mageflow.engine.root import without_root
 from mageflow.errors import (
     ClientConfigError,
+    ContinuationError,
     CorruptSignatureError,
     InjectionError,
     InputConflictError,
@@ -39,6 +42,7 @@ from mageflow.functions import (
 )
 from mageflow.params import AcceptParams
 from mageflow.signature import (
+    CallbackTemplate,
     ChainSignature,
     SignatureStatus,
     SwarmSignature,
@@ -49,8 +53,11 @@ from mageflow.ttl import TTLConfig
 __all__ = [
     "DEFAULT_RESULT_FIELD",
     "AcceptParams",
+    "CallbackTemplate",
     "ChainSignature",
     "ClientConfigError",
+    "ContinuationError",
+    "Continue",
     "CorruptSignatureError",
     "HatchetMageflow",
     "InjectionError",
@@ -64,6 +71,7 @@ __all__ = [
     "RecoveryReport",
     "RedisNotConfiguredError",
     "ReturnValue",
+    "RootResult",
     "SignatureCanceledError",
     "SignatureFailedError",
     "SignatureNotBoundError",
@@ -86,4 +94,5 @@ __all__ = [
     "stop",
     "swarm",
     "wait",
+    "without_root",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Annotated, Any, Literal, TypeAlias, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeAlias, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -44,6 +44,7 @@ ErrorKind = Literal[
     "unknown_task",
     "lost",
     "corrupt",
+    "continuation",
 ]
 """Why a signature failed:
 
@@ -60,7 +61,10 @@ ErrorKind = Literal[
 ``lost``
     its worker went away and no attempt was left, or the engine lost its run;
 ``corrupt``
-    a record it needed was damaged.
+    a record it needed was damaged;
+``continuation``
+    it returned ``mageflow.Continue`` and could not continue (see
+    :class:`mageflow.ContinuationError`).
 """
 
 
@@ -87,6 +91,22 @@ class TaskError(BaseModel):
     (the field's path), ``msg`` and ``type``, as pydantic reports them."""
     traceback: str | None = None
     """The exception's traceback, when there was one (cut to a few KB)."""
+
+
+class RootResult(BaseModel, Generic[T]):
+    """What a root task's success callbacks receive: the body's result and
+    every child's outcome, in the order the children were started.
+
+    Annotate a callback's field ``ReturnValue[RootResult[Out]]`` to have it
+    validated. A child that failed appears as its
+    :class:`TaskError` payload (a ``dict``), as in a swarm's results.
+    """
+
+    result: T
+    """What the root task's body returned."""
+    children: list[Any] = Field(default_factory=list)
+    """Each child's outcome (its result, or its error's payload), in start
+    order."""
 
 
 def return_field_of(input_model: object) -> str | None:

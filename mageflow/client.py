@@ -30,6 +30,7 @@ from typing_extensions import Unpack
 
 from mageflow import scope
 from mageflow._hatchet import share_client_state
+from mageflow.continuation import Continue
 from mageflow.declaration import declare
 from mageflow.dispatch import Dispatcher
 from mageflow.dispatch.hatchet import HatchetDispatcher
@@ -40,7 +41,7 @@ from mageflow.engine.workflows import WorkflowEngine
 from mageflow.errors import ClientConfigError
 from mageflow.injection.plan import explain
 from mageflow.injection.resolve import Override
-from mageflow.markers import F, add_mark, stagger_mark
+from mageflow.markers import F, add_mark, root_mark, stagger_mark
 from mageflow.params import AcceptParams
 from mageflow.registry import RegisteredTask, TaskRegistry
 from mageflow.run.runtime import TaskRuntime
@@ -223,6 +224,35 @@ class HatchetMageflow(Hatchet):
         """
         return stagger_mark(wait_delta)
 
+    def root_task(
+        self, max_concurrency: int = 30, stop_after_n_failures: int | None = None
+    ) -> Callable[[F], F]:
+        """Make this task a root: what its body starts becomes its children.
+
+        Put it below ``@client.task(...)``. Inside the body, every signature,
+        chain or swarm started through mageflow joins the run's children (at
+        most ``max_concurrency`` run at once; ``stop_after_n_failures``
+        failures fail the root and interrupt the rest), except in a
+        ``with mageflow.without_root():`` block. The root ends when its body
+        has returned and every child has finished; its success callbacks
+        receive a :class:`mageflow.RootResult` (the body's result and the
+        children's outcomes, in start order). See ``docs/root_tasks.md``.
+        """
+        return root_mark(max_concurrency, stop_after_n_failures)
+
+    @property
+    def max_continuations(self) -> int:
+        """How deep continuations may nest (a task returning
+        ``mageflow.Continue``, whose work continues again ...) before the
+        next one fails with :class:`ContinuationError`. Default 100."""
+        return self.engine.max_continuations
+
+    @max_continuations.setter
+    def max_continuations(self, limit: int) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"max_continuations must be an int >= 0, got {limit!r}.")
+        self.engine.max_continuations = limit
+
     # --- tasks -------------------------------------------------------------
 
     @overload
@@ -357,6 +387,30 @@ class HatchetMageflow(Hatchet):
             scope.in_effect.reset(token)
 
     # --- workflows: one line each into the engine ----------------------------
+
+    @overload
+    async def sign(
+        self,
+        task: Standalone[Any, Continue[R]],
+        /,
+        *,
+        success: CallbackSpec | None = None,
+        error: CallbackSpec | None = None,
+        task_identifiers: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> TaskSignature[R]: ...
+
+    @overload
+    async def sign(
+        self,
+        task: Standalone[Any, R | Continue[R]],
+        /,
+        *,
+        success: CallbackSpec | None = None,
+        error: CallbackSpec | None = None,
+        task_identifiers: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> TaskSignature[R]: ...
 
     @overload
     async def sign(
@@ -524,6 +578,8 @@ class HatchetMageflow(Hatchet):
         success: CallbackSpec | None = None,
         error: CallbackSpec | None = None,
         open: bool = False,
+        item_success: CallbackSpec | None = None,
+        item_error: CallbackSpec | None = None,
         **kwargs: Any,
     ) -> SwarmSignature[Any]:
         """Store a swarm: items run in parallel, ``max_concurrency`` at most.
@@ -533,6 +589,12 @@ class HatchetMageflow(Hatchet):
         have run, like a Celery group. Pass ``open=True`` to keep adding
         items (then ``close()`` it); a swarm made without tasks is open. See
         ``docs/swarm.md``.
+
+        ``item_success`` / ``item_error`` are fired once per item, with that
+        item's result or ``TaskError``, in addition to the swarm's own
+        callbacks (which do not wait for them). Each item gets its own copy
+        of each: a task, a task name, or a task's signature without
+        callbacks of its own.
         """
         return await self.engine.swarm(
             tasks,
@@ -544,6 +606,8 @@ class HatchetMageflow(Hatchet):
             error=error,
             kwargs=kwargs,
             keep_open=open,
+            item_success=item_success,
+            item_error=item_error,
         )
 
     # --- workers -----------------------------------------------------------

@@ -17,6 +17,7 @@ from hatchet_sdk.runnables.workflow import BaseWorkflow, Standalone
 from pydantic import TypeAdapter
 
 from mageflow.callbacks import return_field_of
+from mageflow.continuation import result_hint
 from mageflow.errors import InjectionError
 from mageflow.injection.plan import NO_RETURN_HINT, PlanCell, build_plan
 from mageflow.markers import read_marks
@@ -75,7 +76,8 @@ def declare(
     output = (
         None
         if plan.return_hint is NO_RETURN_HINT
-        else TypeAdapter(cast(Any, plan.return_hint))
+        # What a signature of it ends with (a Continue stands for its work's).
+        else TypeAdapter(cast(Any, result_hint(plan.return_hint)))
     )
     return_field = return_field_of(options.get("input_validator"))
     registry.add(RegisteredTask(standalone, cell, return_field, output))

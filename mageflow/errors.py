@@ -175,6 +175,34 @@ class InputConflictError(SignatureError, NonRetryableException, ValueError):
         self.field = field
 
 
+class ContinuationError(SignatureError, NonRetryableException):
+    """A task returned :class:`mageflow.Continue` and it cannot be done.
+
+    The work was started already or belongs to another workflow, the run
+    carries no signature (it was triggered through plain Hatchet), a root
+    task tried to continue, or the chain of continuations is deeper than the
+    client's ``max_continuations`` (the guard against a task that continues
+    with itself for ever). Final: retrying the same run would return the
+    same thing.
+
+    :ivar continuation_id: the signature it tried to continue with.
+    :ivar depth: how many continuations it already descends from.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        signature_id: str | None = None,
+        task_name: str | None = None,
+        continuation_id: str | None = None,
+        depth: int = 0,
+    ) -> None:
+        super().__init__(message, signature_id=signature_id, task_name=task_name)
+        self.continuation_id = continuation_id
+        self.depth = depth
+
+
 class UnknownTaskError(MageflowError, LookupError):
     """A task name that no known task has.
 

@@ -14,6 +14,7 @@ from typing import Any, overload
 from hatchet_sdk.runnables.types import R
 from hatchet_sdk.runnables.workflow import Standalone
 
+from mageflow.continuation import Continue
 from mageflow.current import client_for, current_client
 from mageflow.signature import (
     CallbackSpec,
@@ -23,6 +24,30 @@ from mageflow.signature import (
     TaskRef,
     TaskSignature,
 )
+
+
+@overload
+async def sign(
+    task: Standalone[Any, Continue[R]],
+    /,
+    *,
+    success: CallbackSpec | None = None,
+    error: CallbackSpec | None = None,
+    task_identifiers: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> TaskSignature[R]: ...
+
+
+@overload
+async def sign(
+    task: Standalone[Any, R | Continue[R]],
+    /,
+    *,
+    success: CallbackSpec | None = None,
+    error: CallbackSpec | None = None,
+    task_identifiers: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> TaskSignature[R]: ...
 
 
 @overload
@@ -125,6 +150,8 @@ async def swarm(
     success: CallbackSpec | None = None,
     error: CallbackSpec | None = None,
     open: bool = False,
+    item_success: CallbackSpec | None = None,
+    item_error: CallbackSpec | None = None,
     **kwargs: Any,
 ) -> SwarmSignature[Any]:
     """See :meth:`HatchetMageflow.swarm`."""
@@ -137,5 +164,7 @@ async def swarm(
         success=success,
         error=error,
         open=open,
+        item_success=item_success,
+        item_error=item_error,
         **kwargs,
     )

@@ -1,4 +1,5 @@
-"""Per-function marks set by ``with_ctx``, ``with_signature`` and ``stagger_execution``.
+"""Per-function marks set by ``with_ctx``, ``with_signature``,
+``stagger_execution`` and ``root_task``.
 
 These decorators run *before* ``@client.task`` (they sit below it), so they
 cannot build anything themselves. They only note what they want on the
@@ -24,12 +25,22 @@ _ATTRIBUTE = "__mageflow_marks__"
 
 
 @dataclasses.dataclass(frozen=True)
+class RootOptions:
+    """What ``@client.root_task(...)`` asked: how the children of one run of
+    the task run (as a swarm's items do)."""
+
+    max_concurrency: int = 30
+    stop_after_n_failures: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskMarks:
     """What the marking decorators asked for one function."""
 
     with_ctx: bool = False
     with_signature: bool = False
     stagger: timedelta | None = None
+    root: RootOptions | None = None
 
 
 def read_marks(fn: Callable[..., Any]) -> TaskMarks:
@@ -73,5 +84,26 @@ def stagger_mark(wait_delta: timedelta) -> Callable[[F], F]:
 
     def mark(fn: F) -> F:
         return add_mark(fn, "stagger_execution", stagger=wait_delta)
+
+    return mark
+
+
+def root_mark(
+    max_concurrency: int, stop_after_n_failures: int | None
+) -> Callable[[F], F]:
+    """The decorator ``client.root_task(...)`` returns."""
+    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+        raise TypeError(f"max_concurrency must be an int, got {max_concurrency!r}.")
+    if max_concurrency < 1:
+        raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}.")
+    if stop_after_n_failures is not None and stop_after_n_failures < 1:
+        raise ValueError(
+            "stop_after_n_failures must be at least 1 (or None), got "
+            f"{stop_after_n_failures}."
+        )
+    options = RootOptions(max_concurrency, stop_after_n_failures)
+
+    def mark(fn: F) -> F:
+        return add_mark(fn, "root_task", root=options)
 
     return mark

@@ -113,6 +113,14 @@ class TaskSignature(BaseModel, Generic[OutputT]):
     signature derive new ids for the signatures they make."""
     retried_at: datetime | None = None
     """When it was last retried, if ever."""
+    continuation_id: str | None = None
+    """The signature this task continued with (it returned
+    :class:`mageflow.Continue`): its outcome is this task's."""
+    continuation_depth: int = 0
+    """How many continuations this signature descends from (the guard
+    against a task that continues with itself for ever)."""
+    root_swarm_id: str | None = None
+    """A root task's swarm: every child its body started."""
 
     _host: SignatureHost | None = PrivateAttr(default=None)
 
@@ -208,6 +216,19 @@ class ChainSignature(TaskSignature[OutputT]):
     steps: list[str] = Field(default_factory=list)
 
 
+class CallbackTemplate(BaseModel):
+    """A callback made anew for every item of a swarm (``item_success`` /
+    ``item_error``): a signature runs once, so each item gets its own, from
+    this task and these bound inputs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task_name: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    task_identifiers: dict[str, Any] = Field(default_factory=dict)
+    return_field: str | None = None
+
+
 class SwarmSignature(TaskSignature[list[OutputT]], Generic[OutputT]):
     """Items that run in parallel, at most ``max_concurrency`` at once.
 
@@ -227,6 +248,10 @@ class SwarmSignature(TaskSignature[list[OutputT]], Generic[OutputT]):
     finished: int = 0
     """How many items have finished (done or failed)."""
     failed: int = 0
+    item_success: list[CallbackTemplate] = Field(default_factory=list)
+    """Callbacks each item that succeeds fires with its own result."""
+    item_error: list[CallbackTemplate] = Field(default_factory=list)
+    """Callbacks each item that fails fires with its own ``TaskError``."""
 
     async def add(self, tasks: SignatureOrRef | Sequence[SignatureOrRef]) -> list[str]:
         """Add items: a signature, a task, a task name, or a list of them.

@@ -36,11 +36,12 @@ from typing import Any
 from mageflow._hatchet import task_retries
 from mageflow.callbacks import ErrorKind
 from mageflow.dispatch import Dispatcher, ProbeState
+from mageflow.engine import swarm as swarms
 from mageflow.engine.leases import LeaseKeeper
 from mageflow.engine.progress import Progress, task_error
 from mageflow.errors import CorruptSignatureError
 from mageflow.registry import TaskRegistry
-from mageflow.signature import SignatureStatus, TaskSignature
+from mageflow.signature import SignatureStatus, SwarmSignature, TaskSignature
 from mageflow.store import CallbackTarget, SignatureStore, keys
 from mageflow.store.codec import decode, loads_outcome
 from mageflow.store.signatures import now_ms
@@ -178,6 +179,14 @@ class Recovery:
         if loaded is None:
             return
         signature, record = loaded
+        if _settle_owed(signature, record):
+            # A swarm closed with nothing left to run (a root task's, when
+            # its body returned) whose settle was cut short.
+            await self._progress.apply(
+                await swarms.completed(self._store, signature_id)
+            )
+            report.completed.append(signature_id)
+            return
         if record.get("sent") == "1" or not signature.status.is_final:
             await self._store.forget(keys.OWED, signature_id)
             report.dropped += 1
@@ -367,4 +376,16 @@ def _target(signature: TaskSignature) -> CallbackTarget:
         signature.kwargs,
         signature.return_field,
         signature.status.value,
+    )
+
+
+def _settle_owed(signature: TaskSignature, record: dict[str, str]) -> bool:
+    """Whether an owed entry is a swarm's settle rather than a completion:
+    the swarm is still active, closed, and every item finished."""
+    return (
+        isinstance(signature, SwarmSignature)
+        and signature.status is SignatureStatus.ACTIVE
+        and signature.closed
+        and signature.finished >= signature.size
+        and record.get("stopping") != "1"
     )

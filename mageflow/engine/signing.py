@@ -31,7 +31,13 @@ from mageflow.engine import bound as bound_inputs
 from mageflow.engine.inputs import jsonable
 from mageflow.errors import InputValidationError, UnknownTaskError
 from mageflow.registry import RegisteredTask, TaskRegistry
-from mageflow.signature import CallbackSpec, SignatureOrRef, TaskRef, TaskSignature
+from mageflow.signature import (
+    CallbackSpec,
+    CallbackTemplate,
+    SignatureOrRef,
+    TaskRef,
+    TaskSignature,
+)
 from mageflow.store.codec import Write, dumps, encode
 
 Records = list[Write]
@@ -263,6 +269,70 @@ class Signer:
                 ids.append(item.id)
                 continue
             callback = self.new(item, {}, signature_id=child_id(parent_id, role, index))
+            records.append(Write(callback.id, encode(callback)))
+            ids.append(callback.id)
+        return ids
+
+    def templates(self, what: str, spec: CallbackSpec | None) -> list[CallbackTemplate]:
+        """Per-item callbacks (``item_success`` / ``item_error``) as templates.
+
+        A signature in the spec is copied, not used: it would run once, and
+        each item needs its own. So it must be a plain task's signature
+        with no callbacks of its own (those would be shared by every copy).
+
+        :raises TypeError: a chain or swarm signature, or not a task at all.
+        :raises ValueError: a signature that has callbacks of its own.
+        """
+        if spec is None:
+            return []
+        made: list[CallbackTemplate] = []
+        for item in as_list(spec):
+            if not isinstance(item, TaskSignature):
+                name, field = self.resolve(item)
+                made.append(CallbackTemplate(task_name=name, return_field=field))
+                continue
+            if item.kind != TaskSignature.kind:
+                raise TypeError(
+                    f"{what} must be tasks, task names or task signatures; got "
+                    f"a {item.kind} ({item.id}). Give the chain's or swarm's "
+                    "work as a task that starts it."
+                )
+            if item.success_callbacks or item.error_callbacks:
+                raise ValueError(
+                    f"{what}: signature {item.id} ({item.task_name}) has "
+                    "callbacks of its own. It is copied once per item, and its "
+                    "callbacks would be shared by every copy; sign it without "
+                    "callbacks."
+                )
+            made.append(
+                CallbackTemplate(
+                    task_name=item.task_name,
+                    kwargs=item.kwargs,
+                    task_identifiers=item.task_identifiers,
+                    return_field=item.return_field,
+                )
+            )
+        return made
+
+    @staticmethod
+    def from_templates(
+        parent_id: str,
+        role: str,
+        templates: Sequence[CallbackTemplate],
+        records: Records,
+    ) -> list[str]:
+        """One new signature per template for ``parent_id`` (an item), its id
+        derived from the item's and ``role``; their records go to
+        ``records``."""
+        ids: list[str] = []
+        for index, template in enumerate(templates):
+            callback: TaskSignature[Any] = TaskSignature(
+                id=child_id(parent_id, role, index),
+                task_name=template.task_name,
+                kwargs=dict(template.kwargs),
+                task_identifiers=dict(template.task_identifiers),
+                return_field=template.return_field,
+            )
             records.append(Write(callback.id, encode(callback)))
             ids.append(callback.id)
         return ids

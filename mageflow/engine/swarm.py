@@ -37,6 +37,9 @@ from mageflow.store.codec import Write, dumps, encode
 
 ITEM = "item"
 """A swarm's item: its outcome goes to the swarm's results."""
+ITEM_OK = "iok"
+ITEM_ERR = "ierr"
+"""The roles per-item callbacks' ids derive from (an item's own copies)."""
 
 
 class SwarmKind:
@@ -107,6 +110,8 @@ def new(
     kwargs: Mapping[str, Any],
     records: Records,
     closed: bool = False,
+    item_success: CallbackSpec | None = None,
+    item_error: CallbackSpec | None = None,
 ) -> SwarmSignature[Any]:
     """A new, empty swarm (``closed``: taking no items at all); its records
     go to ``records``."""
@@ -128,6 +133,8 @@ def new(
         stop_after_n_failures=stop_after_n_failures,
         max_tasks=max_tasks,
         closed=closed,
+        item_success=signer.templates("item_success callbacks", item_success),
+        item_error=signer.templates("item_error callbacks", item_error),
     )
     if task_name is not None:
         swarm.return_field = signer.resolve(task_name)[1]
@@ -141,19 +148,33 @@ def items(
     signer: Signer,
     swarm: SwarmSignature[Any],
     tasks: SignatureOrRef | Sequence[SignatureOrRef],
+    callbacks: Records,
 ) -> list[Write]:
     """The records that add ``tasks`` to ``swarm``: new items made from refs
     (with the swarm's kwargs bound, and checked), claims of signatures.
-    Nothing is stored, so a refused item leaves nothing behind."""
+    Each item's own copies of the swarm's per-item callbacks go to
+    ``callbacks``, to be stored before the items are added. Nothing is
+    stored here, so a refused item leaves nothing behind."""
     writes: list[Write] = []
     for task in as_list(tasks):
         if isinstance(task, TaskSignature):
-            writes.append(Write(task.id, {}, claim=True))
-            task.container_id, task.container_role = swarm.id, ITEM
-            continue
-        item = signer.new(task, dict(swarm.kwargs))
+            item: TaskSignature[Any] = task
+        else:
+            item = signer.new(task, dict(swarm.kwargs))
+        ok = signer.from_templates(item.id, ITEM_OK, swarm.item_success, callbacks)
+        err = signer.from_templates(item.id, ITEM_ERR, swarm.item_error, callbacks)
+        item.success_callbacks = [*item.success_callbacks, *ok]
+        item.error_callbacks = [*item.error_callbacks, *err]
         item.container_id, item.container_role = swarm.id, ITEM
-        writes.append(Write(item.id, encode(item)))
+        if item is task:
+            changed = {}
+            if ok:
+                changed["ok"] = dumps(item.success_callbacks)
+            if err:
+                changed["err"] = dumps(item.error_callbacks)
+            writes.append(Write(item.id, changed, claim=True))
+        else:
+            writes.append(Write(item.id, encode(item)))
     return writes
 
 
@@ -163,6 +184,7 @@ async def add(
     writes: Sequence[Write],
     *,
     close: bool = False,
+    join: bool = False,
 ) -> tuple[list[str], Effects]:
     """Add items (from :func:`items`) in order; the effects start those that
     fit, if it runs.
@@ -172,12 +194,13 @@ async def add(
     ``close``) and starts what fits. It refuses, writing nothing, a swarm
     that takes no more items (closed, ending or ended, or gone) and items
     that are not pending, already in a swarm or another container, or given
-    twice.
+    twice. ``join`` (a root task's start) skips an item that is in this
+    swarm already: a retried body starts the same signatures again.
     """
     if not writes:
         return [], NOTHING
     try:
-        step = await store.swarm_add(swarm.id, writes, close=close)
+        step = await store.swarm_add(swarm.id, writes, close=close, join=join)
     except SignatureNotFoundError as exc:
         raise InvalidTransitionError(
             f"cannot add to swarm {swarm.id}: it does not exist (removed or "
@@ -227,8 +250,22 @@ async def close(store: SignatureStore, swarm_id: str) -> Effects:
     return await _after(store, swarm_id, step)
 
 
+async def completed(store: SignatureStore, swarm_id: str) -> Effects:
+    """Settle a swarm that is closed and has nothing left to run (a root
+    task's, once its body returned; recovery's, for one whose settle was
+    owed)."""
+    return await _after(store, swarm_id, SwarmStep(SwarmVerdict.COMPLETE))
+
+
 def _starts(step: SwarmStep) -> Effects:
-    return Effects(start=[(target, step.input) for target in step.started])
+    # A root task's child starts with its own message, any other item with
+    # the swarm's input.
+    return Effects(
+        start=[
+            (target, step.input if target.message is None else target.message)
+            for target in step.started
+        ]
+    )
 
 
 async def _after(store: SignatureStore, swarm_id: str, step: SwarmStep) -> Effects:

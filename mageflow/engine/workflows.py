@@ -28,10 +28,12 @@ from mageflow.engine.lifecycle import Lifecycle
 from mageflow.engine.progress import Progress
 from mageflow.engine.recovery import Recovery, RecoveryReport
 from mageflow.engine.retrying import Retrier
+from mageflow.engine.root import RootScope, body_result, current_root
 from mageflow.engine.signing import Records, Signer
 from mageflow.engine.waiting import Waiters
 from mageflow.errors import (
     InputValidationError,
+    InvalidTransitionError,
     SignatureCanceledError,
     SignatureFailedError,
     WaitTimeoutError,
@@ -49,6 +51,9 @@ from mageflow.signature import (
 )
 from mageflow.store import CallbackTarget, SignatureStore
 from mageflow.store.codec import Write, dumps, encode
+
+MAX_CONTINUATIONS = 100
+"""The default limit on nested continuations (``client.max_continuations``)."""
 
 
 class WorkflowEngine:
@@ -73,6 +78,8 @@ class WorkflowEngine:
         )
         self.waiters = Waiters(store)
         self.retrier = Retrier(store, self.progress)
+        self.max_continuations = MAX_CONTINUATIONS
+        """How deep continuations may nest (see ``docs/continuations.md``)."""
 
     # --- making ------------------------------------------------------------------
 
@@ -138,6 +145,8 @@ class WorkflowEngine:
         error: CallbackSpec | None,
         kwargs: dict[str, Any],
         keep_open: bool = False,
+        item_success: CallbackSpec | None = None,
+        item_error: CallbackSpec | None = None,
     ) -> SwarmSignature[Any]:
         """Store a swarm, then add ``tasks`` to it, closing it with them
         unless ``keep_open`` (a swarm made without tasks, ``None``, stays
@@ -156,9 +165,12 @@ class WorkflowEngine:
             # An empty list is a list of tasks: closed (it completes with
             # no results when started, like an empty Celery group).
             closed=tasks is not None and not tasks and not keep_open,
+            item_success=item_success,
+            item_error=item_error,
         )
-        # Items are made (and checked) before anything is stored.
-        writes = swarms.items(self.signer, swarm, tasks or [])
+        # Items are made (and checked) before anything is stored; their own
+        # callbacks are stored with the swarm, in the same round trip.
+        writes = swarms.items(self.signer, swarm, tasks or [], records)
         await self.store.create(records)
         swarm.bind(self)
         if writes:
@@ -176,7 +188,11 @@ class WorkflowEngine:
         tasks: SignatureOrRef | Sequence[SignatureOrRef],
     ) -> list[str]:
         """Add items to ``swarm``; those that fit under the cap start now."""
-        writes = swarms.items(self.signer, swarm, tasks)
+        callbacks: Records = []
+        writes = swarms.items(self.signer, swarm, tasks, callbacks)
+        if callbacks:
+            # The items' own callbacks exist before the items that fire them.
+            await self.store.create(callbacks)
         ids, effects = await swarms.add(self.store, swarm, writes)
         await self.progress.apply(effects)
         return ids
@@ -196,6 +212,9 @@ class WorkflowEngine:
         returned.
         """
         data = message_data(message, f"signature {signature.id}")
+        root = current_root()
+        if root is not None and signature.id != root.task_id:
+            return await self._join(root, signature, data)
         if signature.kind in KINDS:
             target = CallbackTarget(
                 signature.id, signature.kind, signature.task_name, {}, None
@@ -209,6 +228,34 @@ class WorkflowEngine:
         # Owed until it activates: a trigger the engine drops is sent again.
         await self.store.mark_due(signature.id, dumps(data))
         return await self.dispatcher.trigger(request)
+
+    async def _join(
+        self, root: RootScope, signature: TaskSignature[Any], data: dict[str, Any]
+    ) -> str:
+        """Start ``signature`` as a child of the root task whose body runs
+        here: it joins the root's swarm, with its own message, and starts
+        when the root's cap allows. Returns the signature's id."""
+        if signature.kind not in KINDS:
+            self._check_input(
+                signature,
+                request_for(signature.id, signature.task_name, signature.kwargs, data),
+            )
+        children = SwarmSignature(id=root.swarm_id, task_name="root children")
+        join = Write(signature.id, {"imsg": dumps(data)}, claim=True)
+        try:
+            _, effects = await swarms.add(self.store, children, [join], join=True)
+        except InvalidTransitionError as exc:
+            raise InvalidTransitionError(
+                f"cannot start signature {signature.id} ({signature.task_name}) "
+                f"as a child of root task {root.task_id}: {exc} Start it inside "
+                "`with mageflow.without_root():` to run it on its own.",
+                signature_id=signature.id,
+                task_name=signature.task_name,
+                status=exc.status,
+                action="start",
+            ) from exc
+        await self.progress.apply(effects)
+        return signature.id
 
     def _check_input(self, signature: TaskSignature[Any], request: RunRequest) -> None:
         """Refuse, before anything is sent, an input its task would refuse."""
@@ -255,9 +302,11 @@ class WorkflowEngine:
         what it ended with (see :meth:`wait`)."""
         status = signature.status
         if status is SignatureStatus.DONE:
-            return self.validate_output(
-                await self._result_task(signature), signature.outcome
-            )
+            last = await self._result_signature(signature)
+            outcome = signature.outcome
+            if last.root_swarm_id is not None:
+                outcome = body_result(outcome)
+            return self.validate_output(last.task_name, outcome)
         if status is SignatureStatus.FAILED:
             error = signature.error
             what = (
@@ -278,13 +327,16 @@ class WorkflowEngine:
             status=status.value,
         )
 
-    async def _result_task(self, signature: TaskSignature[Any]) -> str:
-        """The task whose type a result has: a chain's is its last step's."""
+    async def _result_signature(
+        self, signature: TaskSignature[Any]
+    ) -> TaskSignature[Any]:
+        """The signature whose task's type a result has: a chain's is its
+        last step's."""
         if isinstance(signature, ChainSignature) and signature.steps:
             last = await self.store.load(signature.steps[-1])
             if last is not None:
-                return await self._result_task(last)
-        return signature.task_name
+                return await self._result_signature(last)
+        return signature
 
     def validate_output(self, task_name: str, output: Any) -> Any:
         """``output`` (JSON data) as the task's declared return type, when

@@ -40,6 +40,7 @@ from pydantic import BaseModel
 from typing_extensions import Never, is_typeddict
 
 from mageflow._hatchet import dependency_function
+from mageflow.continuation import continues, result_hint
 from mageflow.errors import InjectionError, UnresolvedAnnotationError
 from mageflow.injection.hints import (
     FailedDepends,
@@ -1087,6 +1088,18 @@ def explain(plan: InjectionPlan) -> str:
     if plan.stagger is not None:
         window = plan.stagger.total_seconds()
         lines.append(f"  stagger: random delay of up to {window:g}s before each run")
+    if continues(plan.return_hint):
+        lines.append(
+            f"  returns: {_type_name(result_hint(plan.return_hint))}, now or "
+            "through the signature it continues with (mageflow.Continue)"
+        )
+    if (root := plan.marks.root) is not None:
+        lines.append(
+            "  root task: what its body starts joins its children, "
+            f"max_concurrency={root.max_concurrency}, "
+            f"stop_after_n_failures={root.stop_after_n_failures}; callbacks "
+            "get RootResult(result=..., children=[...])"
+        )
     return "\n".join(lines)
 
 

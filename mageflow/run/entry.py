@@ -16,8 +16,10 @@ from typing import Any
 
 from hatchet_sdk import Context
 
+from mageflow.continuation import Continue, continues, result_hint
 from mageflow.dispatch import SIGNATURE_ID
-from mageflow.errors import MissingSignatureError
+from mageflow.engine.root import forget_root
+from mageflow.errors import ContinuationError, MissingSignatureError
 from mageflow.injection.plan import NO_RETURN_HINT, InjectionPlan, PlanCell
 from mageflow.injection.resolve import TaskCall, unsigned_call
 from mageflow.run.call import call_user
@@ -48,6 +50,9 @@ def make_task_callable(cell: PlanCell, runtime: TaskRuntime) -> TaskCallable:
             # asyncio task on a worker), and a reset would cost as much as the
             # rest of the wrapper.
             scope.set(owner)
+        # A run the local backend started from inside a root task's body
+        # is not part of that root.
+        forget_root()
         if metadata and SIGNATURE_ID in metadata:
             return await run_signed(
                 plan,
@@ -61,9 +66,33 @@ def make_task_callable(cell: PlanCell, runtime: TaskRuntime) -> TaskCallable:
         if shorter is not None and not provided and not runtime.overrides:
             # The common case: arguments straight from the plan's shape.
             return await shorter(input, ctx)
+        if plan.marks.root is not None:
+            # A root needs a record for its children to report to: a run
+            # triggered through plain Hatchet signs itself (its id derives
+            # from the engine's run, so every attempt finds the same one).
+            signature = await runtime.engine.sign(
+                plan.task_name,
+                success=None,
+                error=None,
+                task_identifiers=None,
+                kwargs={},
+            )
+            return await run_signed(
+                plan, input, ctx, signature.id, metadata, provided, runtime
+            )
         if plan.requires_signature:
             raise _missing_signature(plan)
-        return await call_user(plan, input, ctx, None, provided, runtime)
+        result = await call_user(plan, input, ctx, None, provided, runtime)
+        if isinstance(result, Continue):
+            raise ContinuationError(
+                f"task {plan.task_name!r} returned Continue(...) from a run "
+                "with no signature (it was triggered through plain Hatchet), "
+                "so there is no outcome to hand over. Start it through a "
+                "mageflow signature (`await client.sign(task)` then "
+                "`aio_run_no_wait(msg)`).",
+                task_name=plan.task_name,
+            )
+        return result
 
     plan = cell.plan
     fn = plan.fn
@@ -77,8 +106,12 @@ def make_task_callable(cell: PlanCell, runtime: TaskRuntime) -> TaskCallable:
     # (PydanticSerializationUnexpectedValue) on every run, a model output is
     # sent as {} and aio_run() returns an EmptyModel. Any passes the output
     # through as JSON data, which is what a signed run returns for the task.
+    # A Continue in it stands for the work's result: the engine's run of a
+    # task that continues has no output.
     run_task.__annotations__ = {
-        "return": Any if plan.return_hint is NO_RETURN_HINT else plan.return_hint
+        "return": Any
+        if plan.return_hint is NO_RETURN_HINT
+        else result_hint(plan.return_hint)
     }
     # Hatchet calls inspect.signature() on the task function on every run;
     # a precomputed one turns that into an attribute read.
@@ -88,9 +121,15 @@ def make_task_callable(cell: PlanCell, runtime: TaskRuntime) -> TaskCallable:
 
 def _shorter_path(plan: InjectionPlan) -> TaskCall | None:
     """The run without a signature, values given by name or test overrides,
-    made for ``plan``'s shape; ``None`` when the plan staggers its runs or
-    requires a signature (the general path, :func:`call_user`, does both)."""
-    if plan.stagger is not None or plan.requires_signature:
+    made for ``plan``'s shape; ``None`` when the plan staggers its runs,
+    requires a signature, is a root or may continue (the general path does
+    all of those)."""
+    if (
+        plan.stagger is not None
+        or plan.requires_signature
+        or plan.marks.root is not None
+        or continues(plan.return_hint)
+    ):
         return None
     return unsigned_call(plan)
 

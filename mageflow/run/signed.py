@@ -52,14 +52,22 @@ from mageflow._hatchet import (
     step_output_validator,
 )
 from mageflow.attempt import CancelReason, current_attempt
+from mageflow.continuation import Continue
 from mageflow.dispatch import MAGEFLOW_METADATA
 from mageflow.engine.inputs import message_data
 from mageflow.engine.leases import new_token
 from mageflow.engine.progress import task_error
+from mageflow.engine.root import RootScope, body_result, rooted
 from mageflow.engine.signing import signing_in
-from mageflow.errors import SignatureFailedError, SignatureMismatchError
+from mageflow.errors import (
+    ContinuationError,
+    SignatureFailedError,
+    SignatureMismatchError,
+)
 from mageflow.injection.plan import InjectionPlan
 from mageflow.run.call import call_user
+from mageflow.run.continued import continue_with
+from mageflow.run.rooted import body_returned, interrupt_children, open_root
 from mageflow.run.runtime import TaskRuntime
 from mageflow.signature import SignatureStatus, TaskSignature
 from mageflow.store import Activation, ActivationVerdict, keys
@@ -149,14 +157,34 @@ async def _attempt(
     if (attempt := current_attempt.get()) is not None:
         attempt.context = ctx  # the local backend flags it when it cancels
     started = asyncio.get_running_loop().time()
+    root: RootScope | None = None
     try:
+        if plan.marks.root is not None:
+            root = await open_root(runtime, signature, token, plan.marks.root)
+            if root is None:
+                return None  # another attempt holds it now
         # A retried signature's run makes new signatures, not its failed
         # run's again: the retry count is part of what ids derive from.
         base = signature.id
         if signature.generation:
             base = f"{signature.id}:{signature.generation}"
-        with signing_in(base):
+        with signing_in(base), rooted(root):
             result = await call_user(plan, input, ctx, signature, provided, runtime)
+        if isinstance(result, Continue):
+            if root is not None:
+                raise ContinuationError(
+                    f"root task {signature.task_name!r} returned Continue(...): "
+                    "a root task's outcome is its body's result with its "
+                    "children's, so it cannot hand it over. Start the work "
+                    "as a child instead (it joins the root), or drop "
+                    "@root_task.",
+                    signature_id=signature.id,
+                    task_name=signature.task_name,
+                )
+            await continue_with(runtime, signature, token, result)
+            # The engine's run has no output of its own: the signature's
+            # outcome is the continuation's.
+            return None
         # The worker refuses an output it cannot serialize, after we return;
         # find out first, so a refused result is never recorded or fired.
         registered = engine.registry.get(signature.task_name)
@@ -174,7 +202,7 @@ async def _attempt(
                     error_type="TimeoutError" if reason == "timeout" else "Cancelled",
                     text=_cancel_text(reason, signature),
                 )
-                await _settle_failed(runtime, signature, token, error)
+                await _settle_failed(runtime, signature, token, error, root)
             else:
                 await _release(runtime, signature.id, token)
         # Otherwise the worker is shutting down: nothing is settled, the
@@ -182,12 +210,23 @@ async def _attempt(
         raise
     except Exception as exc:
         if is_final_attempt(ctx, exc):
-            error = task_error(signature.id, signature.task_name, raw_message, exc)
-            await _settle_failed(runtime, signature, token, error)
+            error = task_error(
+                signature.id,
+                signature.task_name,
+                raw_message,
+                exc,
+                kind="continuation"
+                if isinstance(exc, ContinuationError)
+                else "exception",
+            )
+            await _settle_failed(runtime, signature, token, error, root)
         else:
             await _release(runtime, signature.id, token)
         raise
-    await engine.progress.settle(signature, token, SignatureStatus.DONE, result)
+    if root is not None:
+        await body_returned(runtime, signature, token, root, result)
+    else:
+        await engine.progress.settle(signature, token, SignatureStatus.DONE, result)
     return result
 
 
@@ -217,8 +256,15 @@ def _cancel_text(reason: CancelReason, signature: TaskSignature) -> str:
 
 
 async def _settle_failed(
-    runtime: TaskRuntime, signature: TaskSignature, token: str, error: Any
+    runtime: TaskRuntime,
+    signature: TaskSignature,
+    token: str,
+    error: Any,
+    root: RootScope | None = None,
 ) -> None:
+    if root is not None:
+        # A root's children go first: none may start after its failure.
+        await interrupt_children(runtime, root)
     await runtime.engine.progress.settle(
         signature, token, SignatureStatus.FAILED, error
     )
@@ -256,5 +302,7 @@ async def _replay_finished(activation: Activation, runtime: TaskRuntime) -> Any:
             task_name=signature.task_name,
             status=signature.status.value,
         )
+    if signature.root_swarm_id is not None:
+        outcome = body_result(outcome)
     # Hand the worker the task's own type, as the first delivery did.
     return engine.validate_output(signature.task_name, outcome)

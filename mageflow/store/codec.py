@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from mageflow.errors import CorruptSignatureError
 from mageflow.signature import (
+    CallbackTemplate,
     ChainSignature,
     SignatureStatus,
     SwarmSignature,
@@ -83,7 +84,13 @@ def _swarm_fields(swarm: SwarmSignature) -> dict[str, str]:
         "running": "0",
         "nfin": "0",
         "nfail": "0",
+        "iok": dumps([t.model_dump() for t in swarm.item_success]),
+        "ierr": dumps([t.model_dump() for t in swarm.item_error]),
     }
+
+
+def _templates(raw: str | None) -> list[CallbackTemplate]:
+    return [CallbackTemplate.model_validate(t) for t in json.loads(raw or "[]")]
 
 
 def _swarm_values(record: Mapping[str, str]) -> dict[str, Any]:
@@ -95,6 +102,8 @@ def _swarm_values(record: Mapping[str, str]) -> dict[str, Any]:
         "size": int(record["n"]),
         "finished": int(record["nfin"]),
         "failed": int(record["nfail"]),
+        "item_success": _templates(record.get("iok")),
+        "item_error": _templates(record.get("ierr")),
     }
 
 
@@ -144,6 +153,7 @@ TASK_FIELDS = (
     "outcome",
     "gen",
     "retried",
+    "cdepth",
 )
 """The fields :func:`decode` reads from a task's record: all a run needs."""
 
@@ -180,6 +190,9 @@ def decode(signature_id: str, record: Mapping[str, str]) -> TaskSignature:
             return_field=record.get("rv") or None,
             outcome=json.loads(record["outcome"]) if "outcome" in record else None,
             generation=int(record.get("gen") or 0),
+            continuation_id=record.get("cont") or None,
+            continuation_depth=int(record.get("cdepth") or 0),
+            root_swarm_id=record.get("rootsw") or None,
             retried_at=(
                 datetime.fromisoformat(record["retried"])
                 if record.get("retried")
@@ -200,17 +213,17 @@ def decode_target(
     signature_id: str, reply: Sequence[Any]
 ) -> CallbackTarget | BadTarget | None:
     """A script's description of a signature to start (``v, kind, task,
-    kwargs, rv, status``); ``None`` when the record is gone (removed or
+    kwargs, rv, status, imsg``); ``None`` when the record is gone (removed or
     expired); a :class:`BadTarget` when it is not a mageflow record."""
     key = keys.signature(signature_id)
     if not reply:
         return None
     if text(reply[0]) == "!":
         return BadTarget(signature_id, key, text(reply[1]))
-    version, kind, task, kwargs, return_field, status = (
+    version, kind, task, kwargs, return_field, status, joined = (
         # A missing field is nil in Lua: None from Redis, false in JSON.
         None if x is None or x is False else text(x)
-        for x in reply
+        for x in [*reply[:7], *[None] * (7 - len(reply))]
     )
     if version != keys.SCHEMA_VERSION or kind is None or kwargs is None:
         return BadTarget(signature_id, key, "not a valid mageflow record")
@@ -220,8 +233,22 @@ def decode_target(
         return BadTarget(signature_id, key, f"damaged kwargs ({exc})")
     if not isinstance(bound, dict):
         return BadTarget(signature_id, key, "kwargs are not a JSON object")
+    message = None
+    if joined is not None:
+        try:
+            message = json.loads(joined)
+        except ValueError as exc:
+            return BadTarget(signature_id, key, f"damaged start message ({exc})")
+        if not isinstance(message, dict):
+            return BadTarget(signature_id, key, "start message is not a JSON object")
     return CallbackTarget(
-        signature_id, kind, task or "", bound, return_field or None, status or ""
+        signature_id,
+        kind,
+        task or "",
+        bound,
+        return_field or None,
+        status or "",
+        message,
     )
 
 

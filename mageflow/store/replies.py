@@ -55,6 +55,9 @@ class CallbackTarget:
     return_field: str | None
     status: str = "pending"
     """Its status when it was read."""
+    message: dict[str, Any] | None = None
+    """The message it was started with, when it is a root task's child
+    (which starts with its own message, not its swarm's input)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +153,42 @@ class Transition:
     """The Hatchet run of its last attempt, if it ever ran."""
     was_due: bool = False
     """A start of it had been sent and had not begun (its run may be queued)."""
+
+
+class HandoverVerdict(enum.Enum):
+    """What handing a task over to its continuation did (:data:`scripts.HANDOVER`)."""
+
+    OK = "ok"
+    """Handed over: start the continuation (``Handover.target``)."""
+    HELD = "held"
+    """Handed over while the task is paused: the continuation waits for the
+    task's resume."""
+    REFUSED = "refused"
+    """Not handed over (``Handover.reason``): nothing changed."""
+    LOST = "lost"
+    """Another attempt holds the task now, or it ended: nothing changed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Handover:
+    verdict: HandoverVerdict
+    target: CallbackTarget | None = None
+    reason: str = ""
+
+
+class RootVerdict(enum.Enum):
+    """What the end of a root task's body decided (:data:`scripts.ROOT_DONE`)."""
+
+    COMPLETE = "complete"
+    """Every child had finished: settle the swarm (then the task)."""
+    REPLAY = "replay"
+    """The swarm had ended already: replay its completion to the task."""
+    WAITING = "waiting"
+    """Children are running: the last one settles the swarm, then the task."""
+    NO_CHILDREN = "nochildren"
+    """The swarm is gone: the task settles now, with no children."""
+    LOST = "lost"
+    """Another attempt holds the task now, or it ended: nothing changed."""
 
 
 class ResumeVerdict(enum.Enum):

@@ -33,6 +33,11 @@ A signature is a hash (see :mod:`mageflow.store.keys`). Fields:
 ``msg``       the message of a delivery that arrived while suspended
 ``held``      the outcome status of a run that finished while suspended
 ``outcome``   the result (``done``) or error payload, JSON
+``cont``      the signature a task continued with (``mageflow.Continue``)
+``cdepth``    how many continuations a signature descends from
+``rootsw``    a root task's swarm of children
+``body``      a root task's body result, JSON, once its body returned
+``imsg``      the message a root task's child was started with
 ``sent``      ``1`` once the outcome's callbacks were dispatched
 ``paused_from`` the status ``pause`` moved away from
 ``pos``       a swarm item's position in its swarm
@@ -81,12 +86,14 @@ local function final(status)
     or status == 'interrupted'
 end
 -- describe(key): what starting the signature needs (v, kind, task, kwargs,
--- rv, status); {} when it is gone; {'!', why} when it is not a record.
+-- rv, status, and the message a root child was joined with); {} when it is
+-- gone; {'!', why} when it is not a record.
 local function describe(key)
   local status, kind, problem = check(key)
   if problem == 'missing' then return {} end
   if problem then return {'!', problem} end
-  return redis.call('HMGET', key, 'v', 'kind', 'task', 'kwargs', 'rv', 'status')
+  return redis.call('HMGET', key, 'v', 'kind', 'task', 'kwargs', 'rv', 'status',
+                    'imsg')
 end
 -- owe_start(key, id, msg, due, at): record that this pending signature is
 -- owed a start with msg; its activation clears it.
@@ -511,6 +518,11 @@ for i = 1, #KEYS, 2 do
       for _, id in ipairs(redis.call('LRANGE', KEYS[i + 1], 0, -1)) do
         node[#node + 1] = id
       end
+    elseif kind == 'task' then
+      -- A task's own children: its root swarm, then what it continued with.
+      for _, id in ipairs(redis.call('HMGET', KEYS[i], 'rootsw', 'cont')) do
+        if id and id ~= '' then node[#node + 1] = id end
+      end
     elseif kind == 'chain' then
       local raw = redis.call('HGET', KEYS[i], 'items') or '[]'
       local ok, steps = pcall(cjson.decode, raw)
@@ -528,9 +540,9 @@ return out
 )
 """KEYS: per signature, its record and its swarm's item list. Per
 signature ``{kind, child ids...}`` (a chain's steps, a swarm's items, in
-order); ``{''}`` when it is gone or not a record. Read only: one level of a
-workflow per round trip, so lifecycle steps cost a constant number of them
-whatever the size."""
+order; a task's root swarm and continuation); ``{''}`` when it is gone or
+not a record. Read only: one level of a workflow per round trip, so
+lifecycle steps cost a constant number of them whatever the size."""
 
 REMOVE = """
 local prefix = ARGV[1]
@@ -554,6 +566,9 @@ while #queue > 0 do
             end
           end
         end
+      end
+      for _, child in ipairs(redis.call('HMGET', key, 'rootsw', 'cont')) do
+        if child and child ~= '' then queue[#queue + 1] = child end
       end
       local items = prefix .. 'swarm:' .. id .. ':items'
       for _, child in ipairs(redis.call('LRANGE', items, 0, -1)) do
@@ -698,7 +713,8 @@ local function fill(sw, queue, running, due, input, at, ttl)
     local id = redis.call('LPOP', queue)
     if not id then break end
     redis.call('SADD', running, id)
-    owe_start(SIG .. id, id, input, due, at)
+    -- A root task's child starts with the message it was started with.
+    owe_start(SIG .. id, id, redis.call('HGET', SIG .. id, 'imsg') or input, due, at)
     started[#started + 1] = id
     free = free - 1
   end
@@ -770,6 +786,7 @@ local status, bad = swarm(sw)
 if bad then return bad end
 -- Read the batch: per item, [id, mode ('new' or 'claim'), {field: value}].
 local given, batch, mine = cjson.decode(ARGV[7]), {}, 0
+local join = ARGV[8] == '1'
 for i = 6, #KEYS do
   local id, mode, object = unpack(given[i - 5])
   local fields = {}
@@ -777,10 +794,14 @@ for i = 6, #KEYS do
     fields[#fields + 1] = name
     fields[#fields + 1] = value
   end
-  batch[#batch + 1] = {KEYS[i], id, mode, fields}
   local container, pos = unpack(redis.call('HMGET', KEYS[i], 'container', 'pos'))
-  if container == swarm_id and pos then mine = mine + 1 end
+  local here = container == swarm_id and pos
+  if here then mine = mine + 1 end
+  -- Joining a root: a child that joined before (a retried body starts the
+  -- same signatures again) is in already, and is left as it is.
+  if not (join and here) then batch[#batch + 1] = {KEYS[i], id, mode, fields} end
 end
+if join and #batch == 0 then return {'queued', {}, '{}', {}} end
 -- The same call again (a retry after a lost reply): it is in already.
 if mine > 0 and mine == #batch and redis.call('HGET', sw, 'lastadd') == batch_token then
   return {'queued', {}, '{}', {}}
@@ -837,7 +858,8 @@ return reply('ok', sw, fill(sw, queue, running, due, input, at, ttl))
 now (ms), grace ms, swarm id, the call's token (a repeat of the same call is
 applied once), ``1`` to close the swarm with this batch, then the items as
 one JSON argument: per item ``[id, mode, {field: value}]`` (mode ``new`` or
-``claim``). The items are written here, with the
+``claim``), then ``1`` to join (a root task's start: an item that is in
+this swarm already is skipped, not refused). The items are written here, with the
 checks: all or nothing. ``closed`` (the swarm takes no more: closed, ending
 or ended), ``full`` (max_tasks), ``refused`` (an item that is not pending,
 belongs elsewhere, was added before, or appears twice) write nothing."""
@@ -1074,3 +1096,138 @@ grace ms, active TTL ms, now (ISO), then the operations of a retry plan:
 The records are checked first: ``changed`` (with the id and what it is now)
 when any is not what the plan expected, and then nothing is written.
 Otherwise ``ok`` with the (id, message) of every start now owed."""
+
+
+# --- dynamic workflows ------------------------------------------------------------
+# A task hands its outcome over to other work: a continuation, or the children
+# of a root task. The task stays active, held by the container holder (it has
+# no run any more), and settles when that work ends.
+
+HANDOVER = (
+    _PRELUDE
+    + """
+local task, work, due, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local token, task_id, work_id, now, grace, depth =
+  ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local status, kind, problem = check(task)
+if problem then return problem_reply(problem) end
+local holder, cont = unpack(redis.call('HMGET', task, 'holder', 'cont'))
+if cont and cont ~= '' then
+  if cont == work_id then return {'ok', describe(work)} end
+  return {'refused', 'it continued with ' .. cont .. ' already'}
+end
+if holder ~= token then return {'lost', status} end
+if status ~= 'active' and status ~= 'suspended' then return {'lost', status} end
+local work_status, _, work_problem = check(work)
+local named = 'signature ' .. work_id
+if work_problem then return {'refused', named .. ' is ' .. work_problem} end
+local container = redis.call('HGET', work, 'container') or ''
+if container ~= '' then
+  return {'refused', named .. ' already belongs to ' .. container}
+end
+if work_status ~= 'pending' then
+  return {'refused', named .. ' is ' .. work_status .. ', not pending'}
+end
+if redis.call('HEXISTS', work, 'dmsg') == 1 then
+  return {'refused', named .. ' was started already'}
+end
+redis.call('HSET', task, 'holder', 'container', 'cont', work_id)
+redis.call('ZREM', leases, task_id)
+redis.call('HSET', work, 'container', task_id, 'crole', 'cont', 'cdepth', depth)
+if status == 'suspended' then
+  -- Paused: the continuation waits, paused too, for the task's resume.
+  redis.call('HSET', work, 'status', 'suspended', 'paused_from', 'pending', 'msg', '{}')
+  return {'held', {}}
+end
+owe_start(work, work_id, '{}', due, now + grace)
+return {'ok', describe(work)}
+"""
+)
+"""KEYS: the task, the work it continues with, due, leases. ARGV: the
+task's holder token, its id, the work's id, now (ms), grace ms, the work's
+continuation depth.
+
+One step: the task is handed to the container holder (its lease let go, it
+stays active) and records ``cont``; the work becomes its child (role
+``cont``) and its start is owed. ``ok`` with the work described (to start
+it now); ``held`` when the task is paused (the work is paused with it, to
+start on resume); ``refused`` with why (the work is not pending or belongs
+elsewhere, or the task continued with other work); ``lost`` when another
+attempt holds the task. A repeat answers ``ok`` again."""
+
+ROOT_OPEN = (
+    _PRELUDE
+    + """
+local task, swarm = KEYS[1], KEYS[2]
+local token, swarm_id, ttl = ARGV[1], ARGV[2], ARGV[3]
+local status, kind, problem = check(task)
+if problem then return problem_reply(problem) end
+if redis.call('HGET', task, 'holder') ~= token then return {'lost', status} end
+if status ~= 'active' and status ~= 'suspended' then return {'lost', status} end
+if redis.call('EXISTS', swarm) == 0 then
+  local fields = {}
+  for name, value in pairs(cjson.decode(ARGV[4])) do
+    fields[#fields + 1] = name
+    fields[#fields + 1] = value
+  end
+  redis.call('HSET', swarm, unpack(fields))
+  redis.call('PEXPIRE', swarm, ttl)
+end
+redis.call('HSET', task, 'rootsw', swarm_id)
+return {'ok', status}
+"""
+)
+"""KEYS: the root task, its swarm. ARGV: the task's holder token, the
+swarm's id, TTL ms, the swarm's record as a JSON object (active, open, in
+the task). Before a root task's body runs: its swarm of children exists and
+the task names it, so a stop or pause of the task reaches every child."""
+
+ROOT_DONE = (
+    _SWARM
+    + """
+local task, owed, leases, sw = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local aux = {KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]}
+local token, task_id, body, done_ms, now, grace, swarm_id =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local status, kind, problem = check(task)
+if problem then return problem_reply(problem) end
+local holder = redis.call('HGET', task, 'holder')
+if holder == 'container' and redis.call('HEXISTS', task, 'body') == 1 then
+  return {'waiting'}  -- a repeat: the first one decided
+end
+if holder ~= token then return {'lost', status} end
+if status ~= 'active' and status ~= 'suspended' then return {'lost', status} end
+redis.call('HSET', task, 'holder', 'container', 'body', body)
+redis.call('ZREM', leases, task_id)
+local sw_status, bad = swarm(sw)
+if bad then return {'nochildren'} end
+redis.call('HSET', sw, 'closed', '1')
+if sw_status == 'active' and complete(sw) then
+  -- Nothing left to run: the swarm's settle is owed, to the caller now and
+  -- to recovery if the caller dies first.
+  ending(aux, done_ms)
+  redis.call('ZADD', owed, now + grace, swarm_id)
+  return {'complete'}
+end
+if final(sw_status) then
+  -- The children ended first (they failed, or were stopped): their end
+  -- is owed to the task again, now that it can settle.
+  redis.call('HSET', sw, 'sent', '0')
+  redis.call('ZADD', owed, now + grace, swarm_id)
+  return {'replay'}
+end
+return {'waiting'}
+"""
+)
+"""KEYS: the root task, owed, leases, its swarm and the swarm's other keys.
+ARGV: holder token, task id, the body's result JSON, done TTL ms, now (ms),
+grace ms, swarm id.
+
+The body returned: in one step the task is handed to the container holder
+(lease let go), keeps the body's result, and its swarm is closed.
+``complete`` when every child had finished (settle the swarm; owed in
+``owed`` until it is);
+``replay`` when the swarm had ended already (its completion is owed again,
+to settle the task); ``waiting`` while children run (or on a repeat);
+``nochildren`` when the swarm is gone; ``lost`` when another attempt holds
+the task."""

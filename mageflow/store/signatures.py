@@ -21,7 +21,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -56,10 +56,13 @@ from mageflow.store.replies import (
     CallbackTarget,
     Finish,
     FinishVerdict,
+    Handover,
+    HandoverVerdict,
     Requeue,
     Reset,
     ResumeVerdict,
     Resumption,
+    RootVerdict,
     SwarmStep,
     SwarmVerdict,
     Transition,
@@ -795,10 +798,16 @@ class SignatureStore:
         )
 
     async def swarm_add(
-        self, swarm_id: str, items: Sequence[Write], *, close: bool = False
+        self,
+        swarm_id: str,
+        items: Sequence[Write],
+        *,
+        close: bool = False,
+        join: bool = False,
     ) -> SwarmStep:
         """Write and append items in order; start those that fit. ``close``:
-        and take no more after them, in the same step."""
+        and take no more after them, in the same step. ``join`` (a root
+        task's start): an item that is in this swarm already is skipped."""
         args: list[Any] = [
             self.ttl.active_ms,
             now_ms(),
@@ -807,6 +816,7 @@ class SignatureStore:
             uuid.uuid4().hex,  # this call, so a retry of it is not a second add
             "1" if close else "0",
             dumps([[item.id, _mode(item), item.fields] for item in items]),
+            "1" if join else "0",
         ]
         return await self._swarm(
             "SWARM_ADD",
@@ -876,6 +886,76 @@ class SignatureStore:
         last = -1 if stop is None else stop - 1
         raw = await self._read(lambda: self.redis.lrange(key, start, last))
         return [text(x) for x in raw]
+
+    # --- dynamic workflows ------------------------------------------------------
+
+    async def handover(
+        self, task_id: str, token: str, work_id: str, depth: int
+    ) -> Handover:
+        """Hand the task held by ``token`` over to ``work_id`` (its
+        continuation, at ``depth``), and owe the work's start: one step."""
+        reply = await self._call(
+            "HANDOVER",
+            [
+                keys.signature(task_id),
+                keys.signature(work_id),
+                keys.DUE,
+                keys.LEASES,
+            ],
+            [token, task_id, work_id, now_ms(), self.ttl.grace_ms, depth],
+        )
+        word = text(reply[0])
+        if word in ("missing", "corrupt"):
+            self._problem(reply, task_id, "continue")
+        verdict = HandoverVerdict(word)
+        if verdict is HandoverVerdict.OK:
+            (target,), _ = self._targets([work_id], [reply[1]])
+            return Handover(verdict, target)
+        if verdict is HandoverVerdict.REFUSED:
+            return Handover(verdict, reason=text(reply[1]))
+        return Handover(verdict)
+
+    async def root_open(
+        self, task_id: str, token: str, swarm_id: str, swarm: Mapping[str, str]
+    ) -> bool:
+        """Make a root task's swarm (``swarm``: its record) and name it on
+        the task held by ``token``; ``False`` when the task is not held so."""
+        reply = await self._call(
+            "ROOT_OPEN",
+            [keys.signature(task_id), keys.signature(swarm_id)],
+            [token, swarm_id, self.ttl.active_ms, dumps(dict(swarm))],
+        )
+        if text(reply[0]) in ("missing", "corrupt"):
+            self._problem(reply, task_id, "open the root of")
+        return text(reply[0]) == "ok"
+
+    async def root_done(
+        self, task_id: str, token: str, swarm_id: str, body: str
+    ) -> RootVerdict:
+        """The root task's body returned ``body`` (JSON): hand the task to
+        its children and close their swarm, in one step."""
+        reply = await self._call(
+            "ROOT_DONE",
+            [
+                keys.signature(task_id),
+                keys.OWED,
+                keys.LEASES,
+                keys.signature(swarm_id),
+                *keys.swarm_aux(swarm_id),
+            ],
+            [
+                token,
+                task_id,
+                body,
+                self.ttl.done_ms,
+                now_ms(),
+                self.ttl.grace_ms,
+                swarm_id,
+            ],
+        )
+        if text(reply[0]) in ("missing", "corrupt"):
+            self._problem(reply, task_id, "settle the root")
+        return RootVerdict(text(reply[0]))
 
 
 _ALLOWED = {
