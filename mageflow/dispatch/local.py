@@ -215,6 +215,11 @@ class LocalDispatcher:
         if self.in_flight(signature_id):
             return Probe(ProbeState.ALIVE)
         ran = [run for run in self.runs if run.signature_id == signature_id]
+        if run_id is not None:
+            # About that run only, as the engine answers: a delivery that was
+            # refused as a duplicate is another run, and says nothing of the
+            # holder's (which may be another process's, unknown here).
+            ran = [run for run in ran if run.run_id == run_id]
         if not ran:
             return Probe(ProbeState.NONE)
         last = ran[-1]
