@@ -66,7 +66,12 @@ never told by colour alone."""
 
 _UNKNOWN = "missing"
 _STEP = "step "
-_CALLBACK_EDGES = {"on success": "on-success", "on error": "on-error"}
+_CALLBACK_EDGES = {
+    "on success": "on-success",
+    "on error": "on-error",
+    "on item success": "on-success",
+    "on item error": "on-error",
+}
 
 _LABEL_LIMIT = 40
 _DETAIL_LIMIT = 48

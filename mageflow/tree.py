@@ -2,9 +2,12 @@
 
 Used by ``mageflow inspect`` and by the pytest plugin's
 ``mageflow_runner.tree(...)``. It only reads Redis, so it works for any
-backend. A node's ``children`` are its callbacks ("on success" / "on error")
-and, for containers, what its kind lists
-(:meth:`~mageflow.engine.kind.ContainerKind.children`)::
+backend. A node's ``children`` are its callbacks ("on success" / "on error";
+a swarm item's own copies of the swarm's per-item callbacks are "on item
+success" / "on item error") and, for containers, what its kind lists
+(:meth:`~mageflow.engine.kind.ContainerKind.children`): a chain's steps, a
+swarm's items, a root task's "children" swarm, and what a task "continued
+by"::
 
     price [done] 6f1c2e...  kwargs={"quantity": 4}  took 3ms
     ├── on success: notify [done] 0a9b71...
@@ -20,7 +23,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from mageflow.engine.chain import STEP
-from mageflow.engine.kinds import KINDS
+from mageflow.engine.kinds import KINDS, TASK_KINDS
+from mageflow.engine.signing import child_id
+from mageflow.engine.swarm import ITEM, ITEM_ERR, ITEM_OK
 from mageflow.errors import CorruptSignatureError, SignatureNotFoundError
 from mageflow.signature import SignatureStatus, SwarmSignature, TaskSignature
 from mageflow.store import SignatureStore
@@ -243,13 +248,18 @@ async def _fill(
         members = await container.children(store, signature)
         node.total = len(members)
         links.extend(members)
+    else:
+        for task_kind in TASK_KINDS:
+            links.extend(await task_kind.children(store, signature))
     success = signature.success_callbacks
     if signature.container_role == STEP:
         # The last success callback of a middle step is the next step, which
         # its chain already lists.
         success = success[:-1]
-    links.extend(("on success", cb) for cb in success)
-    links.extend(("on error", cb) for cb in signature.error_callbacks)
+    links.extend(_callback_links(signature, "success", ITEM_OK, success))
+    links.extend(
+        _callback_links(signature, "error", ITEM_ERR, signature.error_callbacks)
+    )
     fresh = [child_id for _, child_id in links if child_id not in seen]
     seen.update(fresh)
     records = dict(zip(fresh, await store.load_records(fresh), strict=True))
@@ -273,6 +283,19 @@ async def _fill(
             continue
         await _fill(store, child, child_signature, child_record, window, seen)
     node.counts = _counts(node, signature, record)
+
+
+def _callback_links(
+    signature: TaskSignature, outcome: str, item_role: str, callbacks: list[str]
+) -> list[tuple[str, str]]:
+    """``(label, id)`` of callbacks; a swarm item's copies of its swarm's
+    per-item callbacks (ids derived from the item's) are labelled so."""
+    own: set[str] = set()
+    if signature.container_role == ITEM:
+        own = {child_id(signature.id, item_role, n) for n in range(len(callbacks))}
+    return [
+        (f"on item {outcome}" if cb in own else f"on {outcome}", cb) for cb in callbacks
+    ]
 
 
 def _counts(

@@ -29,7 +29,9 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from mageflow import HatchetMageflow, SignatureStatus, TaskSignature
+from mageflow import Continue, HatchetMageflow, SignatureStatus, TaskSignature
+from mageflow.engine.signing import child_id
+from mageflow.engine.swarm import ITEM_OK
 from mageflow.tree import TreeNode, build_tree
 
 PREFIX = "faulttest"
@@ -74,6 +76,21 @@ class Picky(Work):
 
 class Callback(BaseModel):
     result: Any = None
+
+
+class FanOut(Work):
+    """A root task's input: how many children, and which one is special."""
+
+    n: int = 50
+    chosen: int = -1
+    step: str = "work"
+
+
+class Loop(Work):
+    """A continuation's input: how many more rounds, and the last one's task."""
+
+    n: int = 0
+    step: str = "work"
 
 
 @dataclasses.dataclass
@@ -148,6 +165,28 @@ def declare(client: HatchetMageflow) -> None:
         await asyncio.Event().wait()  # never ends: its execution_timeout does
         return {"v": 0}
 
+    @client.task(name="fan", retries=1)
+    @client.root_task(max_concurrency=ROOT_CAP)
+    async def fan(msg: FanOut, signature: TaskSignature | None) -> dict[str, int]:
+        await marks.enter(signature, Work())
+        for i in range(msg.n):
+            task = msg.step if i == msg.chosen else "work"
+            child = await client.sign(task, x=i, tag=ROOT_TAG)
+            await child.aio_run_no_wait()
+        await marks.leave(signature, Work())
+        return {"n": msg.n}
+
+    @client.task(name="loop", retries=1)
+    async def loop(
+        msg: Loop, signature: TaskSignature | None
+    ) -> dict[str, int] | Continue[dict[str, int]]:
+        await marks.enter(signature, Work())
+        await marks.leave(signature, Work())
+        if msg.n <= 1:
+            return Continue(await client.sign(msg.step, x=msg.x))
+        again = await client.sign("loop", n=msg.n - 1, x=msg.x + 1, step=msg.step)
+        return Continue(again)
+
     @client.task(name="count")
     async def count(msg: Callback) -> dict[str, int]:
         return {"n": len(msg.result) if isinstance(msg.result, list) else -1}
@@ -173,9 +212,25 @@ class Built:
     """The result the success callback must get (when the workflow succeeds)."""
     caps: dict[str, int] = dataclasses.field(default_factory=dict)
     """Each swarm's tag and its max_concurrency."""
+    item_callbacks: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Per-item success callbacks' ids, and the result each must get."""
 
 
-SHAPES = ("task", "chain", "swarm", "chain-with-swarm", "swarm-of-chains")
+SHAPES = (
+    "task",
+    "chain",
+    "swarm",
+    "chain-with-swarm",
+    "swarm-of-chains",
+    "root",
+    "continuation",
+    "swarm-item-callbacks",
+)
+
+ROOT_CAP = 5
+ROOT_TAG = "root"
+ROOT_CHILDREN = 50
+LOOP_DEPTH = 20
 
 
 async def build(
@@ -251,6 +306,56 @@ async def build(
             [{"v": n + 2} for n in range(4)],
             {tag: 2},
         )
+    if shape == "root":
+        root = await client.sign(
+            "fan",
+            success=success,
+            error=error,
+            n=ROOT_CHILDREN,
+            chosen=7,
+            step="picky" if bad else step,
+        )
+        expected = {
+            "result": {"n": ROOT_CHILDREN},
+            "children": [{"v": i + 1} for i in range(ROOT_CHILDREN)],
+        }
+        return Built(
+            shape, root.id, success.id, error.id, expected, {ROOT_TAG: ROOT_CAP}
+        )
+    if shape == "continuation":
+        # 20 continuations: the loop 19 times, then the step.
+        root = await client.sign(
+            "loop",
+            success=success,
+            error=error,
+            n=LOOP_DEPTH,
+            x=0,
+            step="picky" if bad else step,
+        )
+        return Built(shape, root.id, success.id, error.id, {"v": LOOP_DEPTH})
+    if shape == "swarm-item-callbacks":
+        tag = "items"
+        items = [await one(i, chosen=i == 4, tag=tag) for i in range(10)]
+        swarm = await client.swarm(
+            items,
+            max_concurrency=3,
+            success=success,
+            error=error,
+            item_success="cb",
+            item_error="cb",
+        )
+        per_item = {
+            child_id(item.id, ITEM_OK, 0): {"v": i + 1} for i, item in enumerate(items)
+        }
+        return Built(
+            shape,
+            swarm.id,
+            success.id,
+            error.id,
+            [{"v": i + 1} for i in range(10)],
+            {tag: 3},
+            per_item,
+        )
     raise ValueError(shape)
 
 
@@ -302,6 +407,18 @@ async def check(
         assert peaks.get(tag, 0) <= cap, (tag, peaks, cap)
     if not allow_failure:
         assert root_status == "done", tree.render()
+    got_all = await redis.hgetall(f"{PREFIX}:got")
+    for callback_id, expected in built.item_callbacks.items():
+        # An item's own callback got that item's result, once, or (its item
+        # failed) never ran.
+        raw = got_all.get(callback_id)
+        if raw is not None:
+            assert json.loads(raw) == expected, (callback_id, tree.render())
+            assert runs.get(callback_id) == 1 or callback_id in killed, runs
+        elif root_status == "done" and not allow_failure:
+            raise AssertionError(
+                f"item callback {callback_id} never ran\n{tree.render()}"
+            )
     if compare:
         got = await redis.hget(f"{PREFIX}:got", fired)
         assert got is not None, tree.render()

@@ -497,3 +497,77 @@ async def test_root_tasks_and_continue_are_explained(local: HatchetMageflow) -> 
     assert "max_concurrency=4" in text
     assert "returns: Summary" in text
     assert "Continue" in text
+
+
+# --- visible in the tree --------------------------------------------------------
+
+
+async def test_the_tree_shows_root_children_continuations_and_item_callbacks(
+    local: HatchetMageflow, seen: Seen
+) -> None:
+    from mageflow.tree import build_tree
+
+    @local.task(name="hop")
+    async def hop(msg: Num) -> mageflow.Continue[dict[str, int]]:
+        return mageflow.Continue(await local.sign("square", x=msg.x))
+
+    @local.task(name="parent")
+    @local.root_task(max_concurrency=2)
+    async def parent(msg: Fan) -> dict[str, int]:
+        await (await local.sign(hop)).aio_run_no_wait({"x": 2})
+        items = [await local.sign("square", x=3)]
+        swarm = await local.swarm(items, item_success="item-ok")
+        await swarm.aio_run_no_wait()
+        return {"ok": 1}
+
+    root = await local.sign(parent)
+    await root.aio_run({})
+    await backend(local).drain()
+    tree = await build_tree(local, root.id)
+    text = tree.render()
+    (children,) = tree.children
+    assert children.role == "children" and children.kind == "swarm"
+    first, second = children.children
+    assert first.task_name == "hop" and first.status == "done"
+    (continued,) = first.children
+    assert continued.role == "continued by" and continued.task_name == "square"
+    (item,) = second.children
+    (per_item,) = item.children
+    assert per_item.role == "on item success" and per_item.status == "done", text
+    assert "continued by: square" in text and "on item success: item-ok" in text
+
+
+async def test_a_retried_continuation_runs_again_whole(
+    local: HatchetMageflow, seen: Seen
+) -> None:
+    flaky = {"fail": True}
+
+    @local.task(name="maybe")
+    async def maybe(msg: Num) -> dict[str, int]:
+        seen.calls["maybe"] += 1
+        if flaky["fail"]:
+            raise RuntimeError("not yet")
+        return {"v": msg.x}
+
+    @local.task(name="hands")
+    async def hands(msg: Num) -> mageflow.Continue[dict[str, int]]:
+        return mageflow.Continue(await local.sign(maybe, x=5))
+
+    @local.task(name="rooty")
+    @local.root_task()
+    async def rooty(msg: Num) -> dict[str, int]:
+        await (await local.sign(maybe, x=6)).aio_run_no_wait()
+        return {"body": 1}
+
+    continued = await local.sign(hands)
+    with pytest.raises(mageflow.SignatureFailedError, match="not yet"):
+        await continued.aio_run()
+    rooted = await local.sign(rooty)
+    await rooted.aio_run({})
+    await backend(local).drain()
+    flaky["fail"] = False
+    await continued.retry()
+    assert await continued.aio_result(timeout=10) == {"v": 5}
+    first = await local.load_signature(rooted.id)
+    assert first is not None and first.status is SignatureStatus.DONE
+    assert first.outcome["children"][0]["message"] == "not yet"

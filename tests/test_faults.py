@@ -1,8 +1,10 @@
-"""Fault injection: break five workflow shapes seven ways; each must still end.
+"""Fault injection: break eight workflow shapes seven ways; each must still end.
 
 The shapes (tests/fault_workflows.py): a task with success and error
 callbacks, a chain of 3, a swarm of 20 at cap 3, a chain whose middle step is
-a swarm, a swarm of chains. The faults:
+a swarm, a swarm of chains, a root task fanning out 50 children at cap 5, a
+task continued 20 times over, and a swarm with per-item callbacks. The
+faults:
 
 * **kill**: a real process running the workflow is SIGKILLed at a random
   instant; a fresh process with the same task definitions recovers. Run
@@ -269,10 +271,22 @@ async def _broken_step(client: HatchetMageflow, shape: str, kind: str) -> None:
     await start(client, built)
     await backend(client).drain(timeout=60)
     tree = await fw.check(client, built, allow_failure=True, compare=False)
-    if shape in ("task", "chain"):
+    if shape in ("task", "chain", "continuation"):
+        # A continuation's failure is the task's, round after round.
         assert tree.status == "failed"
         error = TaskError.model_validate(await fw.received(client, built.error))
         assert error.kind == kind
+    elif shape == "root" and kind == "validation":
+        # Starting a child is a start the body asked for: refused at once,
+        # so the body fails, and the root with it.
+        assert tree.status == "failed"
+        error = TaskError.model_validate(await fw.received(client, built.error))
+        assert error.error_type == "InputValidationError", error
+    elif shape == "root":
+        assert tree.status == "done"  # a failed child only fills its slot
+        got = await fw.received(client, built.success)
+        assert got["result"] == built.expected["result"]
+        _chosen_slot_error(built.expected["children"], got["children"], kind)
     elif shape == "chain-with-swarm":
         assert tree.status == "done"  # a failed item only fills its slot
         assert await fw.received(client, built.success) == {"n": 5}

@@ -28,8 +28,8 @@ def _marked_line(path: Path) -> int:
     return marked[0]
 
 
-def test_with_ctx_keeps_the_task_type_so_a_wrong_input_is_rejected() -> None:
-    line = _marked_line(ROOT / FAIL_FILE)
+def _rejected(fail_file: Path, expected: str) -> None:
+    line = _marked_line(ROOT / fail_file)
 
     result = subprocess.run(
         [
@@ -40,7 +40,7 @@ def test_with_ctx_keeps_the_task_type_so_a_wrong_input_is_rejected() -> None:
             "--no-incremental",
             "--config-file",
             "pyproject.toml",
-            str(FAIL_FILE),
+            str(fail_file),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -51,5 +51,16 @@ def test_with_ctx_keeps_the_task_type_so_a_wrong_input_is_rejected() -> None:
 
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
-    assert f"{FAIL_FILE}:{line}: {EXPECTED}" in output, output
+    assert f"{fail_file}:{line}: {expected}" in output, output
     assert "Found 1 error in 1 file (checked 1 source file)" in output, output
+
+
+def test_with_ctx_keeps_the_task_type_so_a_wrong_input_is_rejected() -> None:
+    _rejected(FAIL_FILE, EXPECTED)
+
+
+def test_a_continuation_of_the_wrong_result_type_is_rejected() -> None:
+    _rejected(
+        Path("typings", "fail", "continue_keeps_the_result_type.py"),
+        'error: Argument 1 to "Continue" has incompatible type',
+    )

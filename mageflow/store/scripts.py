@@ -1016,8 +1016,10 @@ RETRY = (
     + """
 local due, owed, leases = KEYS[1], KEYS[2], KEYS[3]
 local now, grace, ttl, now_iso = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+-- A task that continued or was a root runs again whole: it forgets the
+-- work it handed over to (its new run signs new work).
 local CLEAR = {'outcome', 'finished', 'sent', 'held', 'msg', 'paused_from', 'dmsg',
-               'run', 'stopping', 'failpos'}
+               'run', 'stopping', 'failpos', 'cont', 'rootsw', 'body'}
 -- First check every record is as the plan saw it: all or nothing.
 local ops, k, a = {}, 4, 5
 while a <= #ARGV do
