@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from mageflow.engine.chain import STEP
 from mageflow.engine.kinds import KINDS, TASK_KINDS
-from mageflow.engine.signing import child_id
+from mageflow.engine.signing import child_id as derived_id
 from mageflow.engine.swarm import ITEM, ITEM_ERR, ITEM_OK
 from mageflow.errors import CorruptSignatureError, SignatureNotFoundError
 from mageflow.signature import SignatureStatus, SwarmSignature, TaskSignature
@@ -292,7 +292,7 @@ def _callback_links(
     per-item callbacks (ids derived from the item's) are labelled so."""
     own: set[str] = set()
     if signature.container_role == ITEM:
-        own = {child_id(signature.id, item_role, n) for n in range(len(callbacks))}
+        own = {derived_id(signature.id, item_role, n) for n in range(len(callbacks))}
     return [
         (f"on item {outcome}" if cb in own else f"on {outcome}", cb) for cb in callbacks
     ]

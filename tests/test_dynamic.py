@@ -526,15 +526,20 @@ async def test_the_tree_shows_root_children_continuations_and_item_callbacks(
     tree = await build_tree(local, root.id)
     text = tree.render()
     (children,) = tree.children
-    assert children.role == "children" and children.kind == "swarm"
+    assert children.role == "children"
+    assert children.kind == "swarm"
     first, second = children.children
-    assert first.task_name == "hop" and first.status == "done"
+    assert first.task_name == "hop"
+    assert first.status == "done"
     (continued,) = first.children
-    assert continued.role == "continued by" and continued.task_name == "square"
+    assert continued.role == "continued by"
+    assert continued.task_name == "square"
     (item,) = second.children
     (per_item,) = item.children
-    assert per_item.role == "on item success" and per_item.status == "done", text
-    assert "continued by: square" in text and "on item success: item-ok" in text
+    assert per_item.role == "on item success", text
+    assert per_item.status == "done", text
+    assert "continued by: square" in text
+    assert "on item success: item-ok" in text
 
 
 async def test_a_retried_continuation_runs_again_whole(
@@ -569,5 +574,6 @@ async def test_a_retried_continuation_runs_again_whole(
     await continued.retry()
     assert await continued.aio_result(timeout=10) == {"v": 5}
     first = await local.load_signature(rooted.id)
-    assert first is not None and first.status is SignatureStatus.DONE
+    assert first is not None
+    assert first.status is SignatureStatus.DONE
     assert first.outcome["children"][0]["message"] == "not yet"

@@ -96,8 +96,13 @@ async def orchestrate(msg: In) -> Out:
 # root_task changes nothing in the function's type.
 assert_type(orchestrate, Standalone[In, Out])
 marker = client.root_task()
-unmarked: Callable[[In], Coroutine[Any, Any, Out]]
-assert_type(marker(unmarked), Callable[[In], Coroutine[Any, Any, Out]])
+
+
+def unmarked() -> Callable[[In], Coroutine[Any, Any, Out]]:
+    raise NotImplementedError
+
+
+assert_type(marker(unmarked()), Callable[[In], Coroutine[Any, Any, Out]])
 
 
 class Report(BaseModel):
