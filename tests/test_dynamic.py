@@ -4,6 +4,7 @@ callbacks, continuations and root tasks, each counted exactly once."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -577,3 +578,29 @@ async def test_a_retried_continuation_runs_again_whole(
     assert first is not None
     assert first.status is SignatureStatus.DONE
     assert first.outcome["children"][0]["message"] == "not yet"
+
+
+async def test_a_close_that_completes_a_swarm_owes_its_settle(
+    local: HatchetMageflow, seen: Seen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing a swarm whose items all finished completes it; if the closer
+    dies before settling it, recovery settles it (the close left a debt)."""
+    from mageflow.engine.progress import Progress
+
+    swarm = await local.swarm(max_concurrency=2, success="all-done")
+    await swarm.aio_run_no_wait()
+    await swarm.add([await local.sign("square", x=2)])
+    await backend(local).drain()
+
+    async def dies(self: Progress, effects: Any) -> None:
+        raise ConnectionError("the closer died here")
+
+    monkeypatch.setattr(Progress, "apply", dies)
+    with pytest.raises(ConnectionError):
+        await swarm.close()
+    monkeypatch.undo()
+    assert await status(local, swarm.id) is SignatureStatus.ACTIVE
+    await local.recover(grace=timedelta(0))
+    await backend(local).drain()
+    assert seen.done == [[{"v": 4}]]
+    assert await status(local, swarm.id) is SignatureStatus.DONE

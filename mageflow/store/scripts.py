@@ -1003,13 +1003,16 @@ if bad then return bad end
 redis.call('HSET', sw, 'closed', '1')
 if status == 'active' and complete(sw) then
   ending(aux, ARGV[1])
+  -- Its settle is owed, to the caller now and to recovery if it dies first.
+  redis.call('ZADD', KEYS[7], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4])
   return {'complete', {}, '{}', {}}
 end
 return {'ok', {}, '{}', {}}
 """
 )
-"""KEYS: swarm, then its other keys. ARGV: done TTL ms. Mark it closed;
-``complete`` if nothing is left to run."""
+"""KEYS: swarm, then its other keys, then owed. ARGV: done TTL ms, now
+(ms), grace ms, swarm id. Mark it closed; ``complete`` if nothing is left
+to run (then its settle is owed, in ``owed``)."""
 
 RETRY = (
     _SWARM

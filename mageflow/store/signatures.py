@@ -864,8 +864,8 @@ class SignatureStore:
         return await self._swarm(
             "SWARM_CLOSE",
             swarm_id,
-            [keys.signature(swarm_id), *keys.swarm_aux(swarm_id)],
-            [self.ttl.done_ms],
+            [keys.signature(swarm_id), *keys.swarm_aux(swarm_id), keys.OWED],
+            [self.ttl.done_ms, now_ms(), self.ttl.grace_ms, swarm_id],
         )
 
     async def swarm_results(self, swarm_id: str, size: int) -> list[Any]:
