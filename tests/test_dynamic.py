@@ -604,3 +604,62 @@ async def test_a_close_that_completes_a_swarm_owes_its_settle(
     await backend(local).drain()
     assert seen.done == [[{"v": 4}]]
     assert await status(local, swarm.id) is SignatureStatus.DONE
+
+
+async def test_a_start_after_the_children_failed_says_why(
+    local: HatchetMageflow, seen: Seen
+) -> None:
+    import asyncio
+
+    said: list[str] = []
+
+    @local.task(name="gives-up")
+    @local.root_task(stop_after_n_failures=1)
+    async def gives_up(msg: Fan, signature: mageflow.TaskSignature) -> dict[str, int]:
+        await (await local.sign("square", x=-1)).aio_run_no_wait()
+        loaded = await local.load_signature(signature.id)
+        assert loaded is not None
+        assert loaded.root_swarm_id is not None
+        ended = await local.engine.waiters.until_final(loaded.root_swarm_id, 5)
+        assert ended is not None
+        assert ended.status is SignatureStatus.FAILED
+        try:
+            await (await local.sign("square", x=1)).aio_run_no_wait()
+        except mageflow.InvalidTransitionError as exc:
+            said.append(str(exc))
+            raise
+        return {}
+
+    root = await local.sign(gives_up)
+    with pytest.raises(mageflow.SignatureFailedError):
+        await asyncio.wait_for(root.aio_run({}), 10)
+    assert len(said) == 1
+    assert "the root's children have ended (failed)" in said[0]
+    assert "without_root" in said[0]
+    assert seen.calls["square 1"] == 0
+
+
+async def test_a_signature_started_already_cannot_join_a_root(
+    local: HatchetMageflow, seen: Seen
+) -> None:
+    said: list[str] = []
+
+    @local.task(name="joins-twice")
+    @local.root_task()
+    async def joins_twice(msg: Fan) -> dict[str, int]:
+        once = await local.sign("square", x=4)
+        with mageflow.without_root():
+            await once.aio_run_no_wait()
+        try:
+            await once.aio_run_no_wait()
+        except mageflow.InvalidTransitionError as exc:
+            said.append(str(exc))
+        return {}
+
+    root = await local.sign(joins_twice, success="all-done")
+    await root.aio_run({})
+    await backend(local).drain()
+    assert len(said) == 1
+    assert "started already" in said[0]
+    assert seen.calls["square 4"] == 1
+    assert seen.done == [{"result": {}, "children": []}]

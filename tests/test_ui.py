@@ -24,7 +24,7 @@ import pytest
 from pydantic import BaseModel
 from ui_server import Serve, serve
 
-from mageflow import HatchetMageflow
+from mageflow import Continue, HatchetMageflow
 from mageflow.cli import main
 from mageflow.dispatch.local import LocalDispatcher
 from mageflow.errors import DashboardExposedError
@@ -194,6 +194,31 @@ async def test_a_failure_shows_its_task_error(
     assert "<summary>traceback</summary>" in page
     assert "raise ValueError" in page
     assert 'data-status="failed"' in page
+
+
+async def test_root_children_continuations_and_item_callbacks_are_shown(
+    local: HatchetMageflow, serve: Serve
+) -> None:
+    tasks = declare(local)
+
+    @local.task(name="hands-on")
+    async def hands_on(msg: Note) -> Continue[dict[str, str]]:
+        return Continue(await local.sign(tasks["echo"], note="later"))
+
+    @local.task(name="rooted")
+    @local.root_task(max_concurrency=2)
+    async def rooted(msg: Note) -> dict[str, str]:
+        await (await local.sign(hands_on)).aio_run_no_wait()
+        swarm = await local.swarm([tasks["echo"]], item_success=tasks["echo"])
+        await swarm.aio_run_no_wait()
+        return {"body": "ran"}
+
+    root = await local.sign(rooted)
+    await root.aio_run_no_wait({})
+    await drain(local)
+    page = (await (await serve()).get(f"/workflows/{root.id}")).text
+    for role in ("children", "continued by", "on item success"):
+        assert role in page, role
 
 
 async def test_a_large_swarm_collapses_to_counts_and_pages_its_items(

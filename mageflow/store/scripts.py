@@ -241,6 +241,7 @@ local function finish(key, owed, leases, due, callbacks, callback_ids, token,
       redis.call('ZADD', owed, now + grace, id)
     else
       redis.call('ZREM', leases, id)
+      redis.call('ZREM', owed, id)  -- a settle a close or a root owed
     end
     local described = {}
     for i, callback in ipairs(callbacks) do
@@ -618,6 +619,9 @@ for i = 1, #KEYS do
     if status ~= 'pending' and container ~= wanted then
       return {'refused', KEYS[i], 'it is ' .. status .. ', not pending'}
     end
+    if container ~= wanted and redis.call('HEXISTS', KEYS[i], 'dmsg') == 1 then
+      return {'refused', KEYS[i], 'it was started already'}
+    end
   end
 end
 local created = 0
@@ -825,6 +829,9 @@ for _, item in ipairs(batch) do
     end
     if item_status ~= 'pending' then
       return {'refused', {id}, 'it is ' .. item_status .. ', not pending', {}}
+    end
+    if redis.call('HEXISTS', key, 'dmsg') == 1 then
+      return {'refused', {id}, 'it was started already', {}}
     end
   elseif redis.call('EXISTS', key) == 1 then
     return {'refused', {id}, 'a signature with this id exists already', {}}
