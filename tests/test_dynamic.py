@@ -663,3 +663,53 @@ async def test_a_signature_started_already_cannot_join_a_root(
     assert "started already" in said[0]
     assert seen.calls["square 4"] == 1
     assert seen.done == [{"result": {}, "children": []}]
+
+
+# --- runs triggered through plain Hatchet (no signature) ----------------------
+
+
+async def test_a_root_run_without_a_signature_signs_itself(
+    local: HatchetMageflow, seen: Seen
+) -> None:
+    from mageflow.dispatch import RunRequest
+
+    @local.task(name="plain-root")
+    @local.root_task(max_concurrency=2)
+    async def plain_root(msg: Fan) -> dict[str, int]:
+        for x in range(msg.n):
+            await (await local.sign("square", x=x)).aio_run_no_wait()
+        return {"n": msg.n}
+
+    run_id = await backend(local).trigger(RunRequest("plain-root", {"n": 3}, {}))
+    await backend(local).drain()
+    (run,) = [r for r in backend(local).runs if r.run_id == run_id]
+    assert run.output == {"n": 3}  # the engine's run returns the body's result
+    assert run.signature_id is None
+    assert seen.calls == Counter({f"square {x}": 1 for x in range(3)})
+    stored = [
+        await local.load_signature(key.removeprefix("mageflow:sig:"))
+        async for key in local.redis.scan_iter("mageflow:sig:*")
+    ]
+    (root,) = [s for s in stored if s is not None and s.task_name == "plain-root"]
+    assert root.status is SignatureStatus.DONE
+    assert root.outcome == {
+        "result": {"n": 3},
+        "children": [{"v": 0}, {"v": 1}, {"v": 4}],
+    }
+
+
+async def test_continue_from_a_run_without_a_signature_is_refused(
+    local: HatchetMageflow, seen: Seen
+) -> None:
+    from mageflow.dispatch import RunRequest
+
+    @local.task(name="plain-continue")
+    async def plain_continue(msg: Num) -> mageflow.Continue[dict[str, int]]:
+        return mageflow.Continue(await local.sign("square", x=1))
+
+    run_id = await backend(local).trigger(RunRequest("plain-continue", {}, {}))
+    await backend(local).drain()
+    (run,) = [r for r in backend(local).runs if r.run_id == run_id]
+    assert isinstance(run.error, mageflow.ContinuationError)
+    assert "no signature" in str(run.error)
+    assert seen.calls["square 1"] == 0
