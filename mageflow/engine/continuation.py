@@ -11,28 +11,28 @@ and tells the task's own container (a chain's next step waits for it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from mageflow.engine.kind import CONTAINER_HOLDER, NOTHING, Effects, Settle
+from mageflow.engine.kind import (
+    CONTAINER_HOLDER,
+    NOTHING,
+    Effects,
+    Settle,
+    TaskAsContainer,
+)
 from mageflow.signature import SignatureStatus, TaskSignature
-from mageflow.store import SignatureStore, SwarmStep
+from mageflow.store import SignatureStore
 from mageflow.store.codec import decode
 
 CONT = "cont"
 """The role of the work a task continued with."""
 
 
-class ContinuationKind:
+class ContinuationKind(TaskAsContainer):
     """A task that continued, as the container of its continuation."""
 
     name = "continuation"
     roles = frozenset({CONT})
-
-    async def start(
-        self, store: SignatureStore, container_id: str, message: Mapping[str, Any]
-    ) -> Effects:
-        return NOTHING  # never started as a container: the task's run did
 
     async def child_finished(
         self,
@@ -47,19 +47,6 @@ class ContinuationKind:
         if record is None or record.get("holder") != CONTAINER_HOLDER:
             return NOTHING  # gone, or not handed over (then it never started)
         return Effects(settle=Settle(decode(container_id, record), status, outcome))
-
-    told_with_finish = False
-
-    def needs_word(self, child: TaskSignature, status: SignatureStatus) -> bool:
-        return True  # every outcome is the task's
-
-    async def after_finish(
-        self, store: SignatureStore, container_id: str, step: SwarmStep, outcome: Any
-    ) -> Effects:
-        return NOTHING  # never called: told by child_finished
-
-    async def resumed(self, store: SignatureStore, container_id: str) -> Effects:
-        return NOTHING  # the continuation carries what was paused
 
     async def children(
         self, store: SignatureStore, container: TaskSignature

@@ -113,3 +113,28 @@ class ContainerKind(Protocol):
         """``(label, child id)`` in order, e.g. ``("step 2", id)``: what
         lifecycle operations reach and what the tree shows."""
         ...
+
+
+class TaskAsContainer:
+    """What the kinds whose container is a *task* share (a root task's
+    children, a task's continuation): the task's own run started the work,
+    so the kind is never started, refilled or told with a finish; it only
+    hears of its one child's end, every time."""
+
+    told_with_finish = False
+
+    async def start(
+        self, store: SignatureStore, container_id: str, message: Mapping[str, Any]
+    ) -> Effects:
+        return NOTHING
+
+    def needs_word(self, child: TaskSignature, status: SignatureStatus) -> bool:
+        return True
+
+    async def after_finish(
+        self, store: SignatureStore, container_id: str, step: SwarmStep, outcome: Any
+    ) -> Effects:
+        return NOTHING
+
+    async def resumed(self, store: SignatureStore, container_id: str) -> Effects:
+        return NOTHING  # the child carries what was paused

@@ -29,16 +29,22 @@ the local backend runs in-process never inherits its parent's root.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from mageflow.engine.kind import CONTAINER_HOLDER, NOTHING, Effects, Settle
+from mageflow.engine.kind import (
+    CONTAINER_HOLDER,
+    NOTHING,
+    Effects,
+    Settle,
+    TaskAsContainer,
+)
 from mageflow.engine.signing import child_id
 from mageflow.markers import RootOptions
 from mageflow.signature import SignatureStatus, SwarmSignature, TaskSignature
-from mageflow.store import SignatureStore, SwarmStep, keys
+from mageflow.store import SignatureStore, keys
 from mageflow.store.codec import decode, encode, loads_outcome
 
 ROOT = "root"
@@ -125,16 +131,11 @@ def body_result(outcome: Any) -> Any:
     return outcome
 
 
-class RootKind:
+class RootKind(TaskAsContainer):
     """A root task, as the container of its swarm of children."""
 
     name = "root"
     roles = frozenset({ROOT})
-
-    async def start(
-        self, store: SignatureStore, container_id: str, message: Mapping[str, Any]
-    ) -> Effects:
-        return NOTHING  # never started as a container: the task's run did
 
     async def child_finished(
         self,
@@ -158,19 +159,6 @@ class RootKind:
             body = loads_outcome(keys.signature(container_id), record["body"])
             outcome = root_result(body, outcome)
         return Effects(settle=Settle(task, status, outcome))
-
-    told_with_finish = False
-
-    def needs_word(self, child: TaskSignature, status: SignatureStatus) -> bool:
-        return True
-
-    async def after_finish(
-        self, store: SignatureStore, container_id: str, step: SwarmStep, outcome: Any
-    ) -> Effects:
-        return NOTHING  # never called: told by child_finished
-
-    async def resumed(self, store: SignatureStore, container_id: str) -> Effects:
-        return NOTHING  # the swarm refills itself on its own resume
 
     async def children(
         self, store: SignatureStore, container: TaskSignature
