@@ -37,7 +37,7 @@ from mageflow.dispatch.hatchet import HatchetDispatcher
 from mageflow.dispatch.local import LocalDispatcher
 from mageflow.engine.recovery import RecoveryReport, keep_recovering
 from mageflow.engine.signing import Signer
-from mageflow.engine.workflows import WorkflowEngine
+from mageflow.engine.workflows import CONTINUATIONS_CEILING, WorkflowEngine
 from mageflow.errors import ClientConfigError
 from mageflow.injection.plan import explain
 from mageflow.injection.resolve import Override
@@ -249,8 +249,18 @@ class HatchetMageflow(Hatchet):
 
     @max_continuations.setter
     def max_continuations(self, limit: int) -> None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise ValueError(f"max_continuations must be an int >= 0, got {limit!r}.")
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 0 <= limit <= CONTINUATIONS_CEILING
+        ):
+            raise ValueError(
+                f"max_continuations must be an int from 0 to "
+                f"{CONTINUATIONS_CEILING}, got {limit!r}: the end of a chain of "
+                "continuations settles each level in turn, in one call stack. "
+                "For longer loops, continue with a chain or swarm of the "
+                "remaining work instead of one level per round."
+            )
         self.engine.max_continuations = limit
 
     # --- tasks -------------------------------------------------------------

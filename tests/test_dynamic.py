@@ -713,3 +713,30 @@ async def test_continue_from_a_run_without_a_signature_is_refused(
     assert isinstance(run.error, mageflow.ContinuationError)
     assert "no signature" in str(run.error)
     assert seen.calls["square 1"] == 0
+
+
+def test_the_continuation_limit_is_bounded(local: HatchetMageflow) -> None:
+    assert local.max_continuations == 100
+    local.max_continuations = 200
+    with pytest.raises(ValueError, match="from 0 to 200"):
+        local.max_continuations = 201
+    with pytest.raises(ValueError, match="from 0 to 200"):
+        local.max_continuations = True
+    assert local.max_continuations == 200
+
+
+async def test_two_hundred_continuations_settle(
+    local: HatchetMageflow, seen: Seen
+) -> None:
+    local.max_continuations = 200
+
+    @local.task(name="deep")
+    async def deep(msg: Countdown) -> Total | mageflow.Continue[Total]:
+        if msg.n == 0:
+            return Total(total=msg.acc)
+        return mageflow.Continue(await local.sign(deep, n=msg.n - 1, acc=msg.acc + 1))
+
+    first = await local.sign(deep, n=200, success="all-done")
+    assert await first.aio_run() == Total(total=200)
+    await backend(local).drain()
+    assert seen.done == [{"total": 200}]

@@ -54,6 +54,10 @@ from mageflow.store.codec import Write, dumps, encode
 
 MAX_CONTINUATIONS = 100
 """The default limit on nested continuations (``client.max_continuations``)."""
+CONTINUATIONS_CEILING = 200
+"""The highest limit allowed: when the last level ends, each level above it
+settles the next in one call stack (a few frames per level), so a deeper
+chain would meet Python's recursion limit."""
 
 
 class WorkflowEngine:
