@@ -487,3 +487,97 @@ async def counted(msg: Counted, ctx: Context) -> dict[str, int]:
 
 
 ALL_TASKS.append(counted)
+
+
+# --- root tasks and continuations (test_engine_dynamic.py) ---------------------------
+
+ROOT_CAP = 5
+
+
+class Fan(BaseModel):
+    key: str
+    n: int
+
+
+class FanSummary(BaseModel):
+    key: str
+    started: int
+
+
+class RootChild(BaseModel):
+    key: str
+    i: int
+    hold: float = 0.0
+
+
+@mf.task(name="e2e-root-child", retries=0, execution_timeout=timedelta(minutes=5))
+async def root_child(msg: RootChild) -> dict[str, int]:
+    """Counts its runs per index, then waits for the test's gate (so the
+    root's body returns while its children still run)."""
+    running, peak = f"e2e:root-running:{msg.key}", f"e2e:root-peak:{msg.key}"
+    await mf.redis.eval(ENTER, 2, running, peak)
+    try:
+        await mf.redis.hincrby(f"e2e:root-runs:{msg.key}", str(msg.i), 1)
+        deadline = time.monotonic() + GATE_TIMEOUT
+        while not await mf.redis.exists(f"e2e:gate:{msg.key}"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"e2e: the gate of {msg.key} never opened")
+            await asyncio.sleep(GATE_POLL)  # ok: polling the gate's key
+        if msg.hold:
+            await asyncio.sleep(msg.hold)  # ok: later starts finish first
+    finally:
+        await mf.redis.decr(running)
+    return {"i": msg.i, "square": msg.i * msg.i}
+
+
+@mf.task(name="e2e-root", retries=0, execution_timeout=timedelta(minutes=5))
+@mf.root_task(max_concurrency=ROOT_CAP)
+async def fan_out(msg: Fan) -> FanSummary:
+    """Starts ``n`` children (each joins this run's children), records their
+    signature ids in start order, and returns before they finish."""
+    await record_event(msg.key, "root-body")
+    for i in range(msg.n):
+        # later children hold less, so within a wave later ones end first
+        child = await mf.sign(root_child, key=msg.key, i=i, hold=0.02 * (msg.n - i))
+        await mf.redis.rpush(f"e2e:root-children:{msg.key}", child.id)
+        await child.aio_run_no_wait()
+    return FanSummary(key=msg.key, started=msg.n)
+
+
+class Route(BaseModel):
+    key: str
+    x: int
+    result: Any = None  # a chain's previous step's, unused
+
+
+class Branch(BaseModel):
+    key: str
+    x: int
+
+
+@mf.task(name="e2e-branch-even", retries=0)
+async def branch_even(msg: Branch) -> dict[str, Any]:
+    await record_event(msg.key, "even", x=msg.x)
+    return {"branch": "even", "v": msg.x * 10}
+
+
+@mf.task(name="e2e-branch-odd", retries=0)
+async def branch_odd(msg: Branch) -> dict[str, Any]:
+    await record_event(msg.key, "odd", x=msg.x)
+    return {"branch": "odd", "v": msg.x * 10}
+
+
+@mf.task(name="e2e-route", retries=0)
+async def route(
+    msg: Route,
+) -> dict[str, Any] | mageflow.Continue[dict[str, Any]]:
+    """A negative ``x`` is answered at once; otherwise the run continues with
+    the branch its parity picks."""
+    await record_event(msg.key, "route", x=msg.x)
+    if msg.x < 0:
+        return {"branch": "direct", "v": msg.x * 10}
+    target = branch_even if msg.x % 2 == 0 else branch_odd
+    return mageflow.Continue(await mf.sign(target, key=msg.key, x=msg.x))
+
+
+ALL_TASKS.extend([root_child, fan_out, branch_even, branch_odd, route])
