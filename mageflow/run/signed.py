@@ -14,8 +14,11 @@ Around the user's function, one round trip before and the settle after
 =========================  ==================================================
 the attempt ...            what is recorded
 =========================  ==================================================
-returns                    ``done`` with the result
-raises, last attempt       ``failed``, a ``TaskError`` (kind ``exception``)
+returns                    ``done`` with the result (a root task: handed to
+                           its children, ``done`` when they all finished)
+returns ``Continue(work)`` handed over to the work: its outcome, when it ends
+raises, last attempt       ``failed``, a ``TaskError`` (kind ``exception``;
+                           a root's children are interrupted first)
 raises, attempts left      nothing: the hold is released for Hatchet's retry
 times out, last attempt    ``failed``, kind ``timeout``
 is cancelled on the engine ``failed``, kind ``cancelled`` (a stop by mageflow
