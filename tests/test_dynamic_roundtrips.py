@@ -239,6 +239,7 @@ async def test_each_root_child_costs_what_a_plain_run_costs(
         # frees its slot, before that run ends, so none is missed. Polled in
         # this process: no round trip.
         while not outlive and children_running():  # noqa: ASYNC110
+            # ok: yields the loop to the in-process runs; no fixed delay
             await asyncio.sleep(0)
         return {"v": msg.children}
 

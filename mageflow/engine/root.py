@@ -56,7 +56,13 @@ class RootScope:
     """The root run a block belongs to: the task, and its swarm."""
 
     task_id: str
-    swarm_id: str
+    swarm: SwarmSignature[Any]
+    """The run's swarm of children, built once when the run opens it (each
+    child's join names it)."""
+
+    @property
+    def swarm_id(self) -> str:
+        return self.swarm.id
 
 
 _current: ContextVar[RootScope | None] = ContextVar("mageflow_root", default=None)

@@ -244,22 +244,21 @@ class WorkflowEngine:
                 signature,
                 request_for(signature.id, signature.task_name, signature.kwargs, data),
             )
-        children = SwarmSignature(id=root.swarm_id, task_name="root children")
         join = Write(signature.id, {"imsg": dumps(data)}, claim=True)
         try:
-            _, effects = await swarms.add(self.store, children, [join], join=True)
+            _, effects = await swarms.add(self.store, root.swarm, [join], join=True)
         except InvalidTransitionError as exc:
-            why = str(exc).split(": ", 1)[-1].split(". ", 1)[0]
-            if exc.action == "add" and exc.signature_id == root.swarm_id:
+            why = str(exc)
+            if exc.signature_id == root.swarm_id:
                 # The root's children took no more: they failed (its
                 # stop_after_n_failures was reached), or it was stopped.
                 why = (
                     f"the root's children have ended ({exc.status or 'closed'}), "
-                    "so it takes no more"
+                    "so it takes no more."
                 )
             raise InvalidTransitionError(
                 f"cannot start signature {signature.id} ({signature.task_name}) "
-                f"as a child of root task {root.task_id}: {why}. Start it inside "
+                f"as a child of root task {root.task_id}: {why} Start it inside "
                 "`with mageflow.without_root():` to run it on its own.",
                 signature_id=signature.id,
                 task_name=signature.task_name,

@@ -39,7 +39,7 @@ async def open_root(
     held = await runtime.engine.store.root_open(
         signature.id, token, swarm.id, swarm_record(swarm)
     )
-    return RootScope(signature.id, swarm.id) if held else None
+    return RootScope(signature.id, swarm) if held else None
 
 
 async def body_returned(
