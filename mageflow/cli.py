@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from mageflow.client import Mageflow
 from mageflow.engine.recovery import RecoveryReport
@@ -79,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument(
         "--redis-url",
         default=None,
-        help=f"the Redis to read (default: ${REDIS_URL_ENV})",
+        help=f"the Redis to read (default: ${REDIS_URL_ENV}; "
+        "redis+cluster://host:port for a Redis Cluster)",
     )
     inspect.add_argument(
         "--format",
@@ -116,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument(
         "--redis-url",
         default=None,
-        help=f"the Redis to show (default: ${REDIS_URL_ENV})",
+        help=f"the Redis to show (default: ${REDIS_URL_ENV}; "
+        "redis+cluster://host:port for a Redis Cluster)",
     )
     ui.add_argument(
         "--host",
@@ -145,7 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     recover.add_argument(
         "--redis-url",
         default=None,
-        help=f"the Redis to recover (default: ${REDIS_URL_ENV})",
+        help=f"the Redis to recover (default: ${REDIS_URL_ENV}; "
+        "redis+cluster://host:port for a Redis Cluster)",
     )
     recover.add_argument(
         "--grace",
@@ -205,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not url:
         print(
             f"mageflow {args.command}: no Redis to use: set {REDIS_URL_ENV} or "
-            "pass --redis-url (e.g. redis://localhost:6379/0).",
+            "pass --redis-url (e.g. redis://localhost:6379/0, or "
+            "redis+cluster://host:port of any node of a Redis Cluster).",
             file=sys.stderr,
         )
         return 2
@@ -218,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SignatureNotFoundError, CorruptSignatureError) as exc:
         print(f"mageflow inspect: {exc}", file=sys.stderr)
         return 1
-    except (RedisError, OSError, ValueError) as exc:
+    except (RedisError, RedisClusterException, OSError, ValueError) as exc:
         print(
             f"mageflow inspect: cannot read Redis at {url}: "
             f"{type(exc).__name__}: {exc}",
@@ -241,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_recover(url: str, grace: float | None) -> int:
     try:
         report = asyncio.run(_recover(url, grace))
-    except (RedisError, OSError, ValueError) as exc:
+    except (RedisError, RedisClusterException, OSError, ValueError) as exc:
         print(
             f"mageflow recover: cannot reach Redis at {url}: "
             f"{type(exc).__name__}: {exc}",
@@ -285,7 +289,7 @@ def _run_ui(url: str, args: argparse.Namespace) -> int:
         return 2
     try:
         asyncio.run(_ping(url))
-    except (RedisError, OSError, ValueError) as exc:
+    except (RedisError, RedisClusterException, OSError, ValueError) as exc:
         print(
             f"mageflow ui: cannot reach Redis at {url}: {type(exc).__name__}: {exc}",
             file=sys.stderr,

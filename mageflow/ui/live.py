@@ -11,6 +11,9 @@ page with nothing new costs nothing but a keep-alive comment.
 
 If the subscription drops, ends announced meanwhile are lost, so every
 watch is flagged once it is back: pages re-read what they show.
+
+On a Redis Cluster the subscription is on one node: a ``PUBLISH`` reaches
+every node (:func:`mageflow.store.connection.pubsub_of`).
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ import logging
 from collections.abc import AsyncIterator, Callable, Set
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from mageflow.store import keys
+from mageflow.store.connection import RedisClient, pubsub_of
 
 logger = logging.getLogger("mageflow.ui")
 
@@ -55,7 +58,7 @@ class Watch:
 class Hub:
     """One pub/sub subscription to every end, shared by the open pages."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._watches: set[Watch] = set()
         self._reader: asyncio.Task[None] | None = None
@@ -69,7 +72,7 @@ class Hub:
             )
 
     async def _subscribe(self) -> PubSub:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = await pubsub_of(self._redis)
         await pubsub.psubscribe(keys.done_channel("") + "*")
         return pubsub
 
