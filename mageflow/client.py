@@ -26,6 +26,7 @@ from hatchet_sdk.runnables.workflow import BaseWorkflow, Standalone
 from hatchet_sdk.utils.typing import CoroutineLike
 from hatchet_sdk.worker.worker import LifespanFn, Worker
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from typing_extensions import Unpack
 
 from mageflow import scope
@@ -54,6 +55,7 @@ from mageflow.signature import (
     TaskSignature,
 )
 from mageflow.store import RedisConnection, SignatureStore
+from mageflow.store.connection import RedisClient
 from mageflow.task_options import (
     DURABLE_TASK_OPTION_NAMES,
     TASK_OPTION_NAMES,
@@ -168,8 +170,9 @@ class HatchetMageflow(Hatchet):
         return self._param_config
 
     @property
-    def redis(self) -> Redis:
-        """The asyncio Redis client mageflow keeps its state in.
+    def redis(self) -> RedisClient:
+        """The asyncio Redis client mageflow keeps its state in (a
+        ``RedisCluster`` when it was given one, or a cluster URL).
 
         :raises RedisNotConfiguredError: no ``redis_client`` was given and
             ``REDIS_URL`` is not set.
@@ -690,7 +693,7 @@ def _worker_lifespan(client: HatchetMageflow, user: LifespanFn | None) -> Lifesp
 
 def Mageflow(
     hatchet_client: Hatchet | None = None,
-    redis_client: Redis | str | None = None,
+    redis_client: Redis | RedisCluster | str | None = None,
     param_config: AcceptParams = AcceptParams.NO_CTX,
     *,
     ttl: TTLConfig | None = None,
@@ -700,8 +703,10 @@ def Mageflow(
 
     :param hatchet_client: the client to wrap; ``None`` builds ``Hatchet()``
         from the ``HATCHET_CLIENT_*`` environment.
-    :param redis_client: an asyncio Redis client or a URL; ``None`` reads
-        ``REDIS_URL``. Nothing connects until an operation needs Redis.
+    :param redis_client: an asyncio ``Redis`` or ``RedisCluster`` client, or
+        a URL (``redis+cluster://host:port``, any one node, for a cluster);
+        ``None`` reads ``REDIS_URL``. Nothing connects until an operation
+        needs Redis.
     :param param_config: what unannotated parameters receive by default.
     :param ttl: how long stored signatures live (:class:`TTLConfig`).
     :param backend: ``"hatchet"`` (production, the default) or ``"local"``
@@ -741,7 +746,7 @@ def Mageflow(
 
 def _check_rewrap(
     existing: HatchetMageflow,
-    redis_client: Redis | str | None,
+    redis_client: Redis | RedisCluster | str | None,
     ttl: TTLConfig | None,
     backend: Backend | None,
 ) -> None:

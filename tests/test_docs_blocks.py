@@ -310,10 +310,9 @@ async def _unfinished(client: mageflow.HatchetMageflow) -> list[str]:
     """The signatures in the page's Redis that failed, or that started and
     never ended."""
     found: list[str] = []
-    prefix = keys.signature("")
-    async for key in client.redis.scan_iter(match=keys.signature("*")):
+    async for key in client.redis.scan_iter(match=keys.SIGNATURE_MATCH):
         name = key.decode() if isinstance(key, bytes) else key
-        signature = await client.load_signature(name.removeprefix(prefix))
+        signature = await client.load_signature(keys.signature_id_of(name))
         if signature is None:
             continue  # removed meanwhile
         if signature.status in (SignatureStatus.FAILED, SignatureStatus.ACTIVE):

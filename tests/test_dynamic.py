@@ -3,6 +3,7 @@ callbacks, continuations and root tasks, each counted exactly once."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 import mageflow
 from mageflow import HatchetMageflow, SignatureStatus
 from mageflow.dispatch.local import LocalDispatcher
+from mageflow.store import keys
 
 
 class Num(BaseModel):
@@ -318,14 +320,20 @@ async def test_a_root_fans_out_fifty_children_at_cap_five(
     import asyncio
 
     peak = Peak()
+    overlapped = asyncio.Event()
 
     @local.task(name="child")
     async def child(msg: Num) -> dict[str, int]:
         seen.calls[f"child {msg.x}"] += 1
         peak.running += 1
         peak.peak = max(peak.peak, peak.running)
+        if peak.running > 1:
+            overlapped.set()
         try:
-            await asyncio.sleep(0.001)  # ok: let children overlap
+            # Hold the slot until a sibling runs too (bounded: a swarm that
+            # ran one at a time fails the peak check below, slowly).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(overlapped.wait(), 0.2)
         finally:
             peak.running -= 1
         return {"v": msg.x}
@@ -687,8 +695,8 @@ async def test_a_root_run_without_a_signature_signs_itself(
     assert run.signature_id is None
     assert seen.calls == Counter({f"square {x}": 1 for x in range(3)})
     stored = [
-        await local.load_signature(key.removeprefix("mageflow:sig:"))
-        async for key in local.redis.scan_iter("mageflow:sig:*")
+        await local.load_signature(keys.signature_id_of(key))
+        async for key in local.redis.scan_iter(keys.SIGNATURE_MATCH)
     ]
     (root,) = [s for s in stored if s is not None and s.task_name == "plain-root"]
     assert root.status is SignatureStatus.DONE

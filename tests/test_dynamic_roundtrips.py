@@ -30,7 +30,7 @@ from mageflow.run import rooted
 from mageflow.store import scripts
 
 SCRIPTS = {
-    hashlib.sha1(value.encode()).hexdigest(): name
+    hashlib.sha1((scripts.SHEBANG + value).encode()).hexdigest(): name
     for name, value in vars(scripts).items()
     if name.isupper() and not name.startswith("_") and isinstance(value, str)
 }

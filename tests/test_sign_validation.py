@@ -22,6 +22,7 @@ from mageflow import HatchetMageflow, ReturnValue, SwarmSignature
 from mageflow.dispatch.local import LocalDispatcher
 from mageflow.engine import bound as bound_module
 from mageflow.errors import InputValidationError
+from mageflow.store import keys
 from mageflow.testing import offline_hatchet
 
 
@@ -410,7 +411,7 @@ async def test_a_chains_kwargs_are_checked_against_each_step_made_from_a_ref(
 ) -> None:
     with pytest.raises(InputValidationError, match="quantity"):
         await local.chain([tasks["price"], tasks["price"]], quantity="lots")
-    assert await local.redis.keys("mageflow:sig:*") == []
+    assert await local.redis.keys(keys.SIGNATURE_MATCH) == []
 
 
 async def test_a_chain_kwarg_no_step_reads_is_refused(
@@ -418,7 +419,7 @@ async def test_a_chain_kwarg_no_step_reads_is_refused(
 ) -> None:
     with pytest.raises(InputValidationError, match="no step's input reads"):
         await local.chain([tasks["price"], tasks["price"]], nosuch=1)
-    assert await local.redis.keys("mageflow:sig:*") == []
+    assert await local.redis.keys(keys.SIGNATURE_MATCH) == []
 
 
 async def test_a_refused_swarm_item_leaves_no_swarm_behind(

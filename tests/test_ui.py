@@ -107,15 +107,18 @@ async def test_the_index_is_bounded_expires_and_forgets_removed_workflows(
 ) -> None:
     tasks = declare(local)
     monkeypatch.setattr(keys, "ROOTS_LIMIT", 3)
+    # Signed before any starts, so all five share a shard: the limit holds
+    # per shard.
+    signed = [await local.sign(tasks["echo"], note=str(n)) for n in range(5)]
+    assert len({keys.shard_of(s.id) for s in signed}) == 1
     started = []
-    for n in range(5):
-        signature = await local.sign(tasks["echo"], note=str(n))
+    for signature in signed:
         await signature.aio_run_no_wait({})
         started.append(signature.id)
     await drain(local)
     listed = [m for m, _ in await local.store.roots(0, 10)]
     assert listed == started[:1:-1]  # the three newest
-    ttl_ms = await local.redis.pttl(keys.ROOTS)
+    ttl_ms = await local.redis.pttl(keys.index_of(keys.Index.ROOTS, started[-1]))
     assert 0 < ttl_ms <= local.store.ttl.active_ms
 
     await local.remove(started[-1])
@@ -249,7 +252,7 @@ async def test_unknown_and_corrupt_workflows_are_clear_pages(
     local: HatchetMageflow, serve: Serve
 ) -> None:
     await local.redis.hset(keys.signature("alien"), mapping={"v": "99"})
-    await local.redis.zadd(keys.ROOTS, {"alien": 1e25})
+    await local.redis.zadd(keys.index_of(keys.Index.ROOTS, "alien"), {"alien": 1e25})
     http = await serve()
     missing = await http.get("/workflows/nope")
     assert missing.status_code == 404

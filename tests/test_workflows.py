@@ -520,7 +520,9 @@ async def test_lifecycle_costs_the_same_whatever_the_size(
         "pause": levels + 1,
         "resume": levels + 1,
         "stop": levels + 1,
-        "remove": 2,  # it reads the record (a child is stopped first), then goes
+        # It reads the record (a child is stopped first), then the tree with
+        # its callbacks, a level per round trip, then it goes.
+        "remove": levels + 2,
     }
 
 

@@ -12,6 +12,7 @@ from hatchet_sdk.runnables.workflow import BaseWorkflow, Standalone
 from hatchet_sdk.worker.worker import Worker
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from typing_extensions import assert_type
 
 import mageflow
@@ -36,7 +37,7 @@ mageflow.Mageflow(param_config="all")  # type: ignore[arg-type]
 mageflow.Mageflow(redis_client=6379)  # type: ignore[arg-type]
 
 assert_type(client.param_config, AcceptParams)
-assert_type(client.redis, Redis)
+assert_type(client.redis, Redis | RedisCluster)
 
 
 # --- a HatchetMageflow is a Hatchet ----------------------------------------

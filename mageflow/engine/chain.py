@@ -19,7 +19,7 @@ from typing import Any
 
 from mageflow.engine.inputs import jsonable, merge_input
 from mageflow.engine.kind import CONTAINER_HOLDER, NOTHING, Effects, Settle
-from mageflow.engine.signing import Records, Signer, child_id, new_id
+from mageflow.engine.signing import Records, Signer, child_id, linked_to, new_id
 from mageflow.signature import (
     CallbackSpec,
     ChainSignature,
@@ -151,7 +151,10 @@ def create(
         task.id if isinstance(task, TaskSignature) else str(task) for task in tasks
     ]
     chain: ChainSignature[Any] = ChainSignature(
-        id=new_id(label, [given, bound]), task_name=label
+        id=new_id(
+            label, [given, bound], linked_to(tasks, success, error), signer.anchor
+        ),
+        task_name=label,
     )
     steps: list[tuple[TaskSignature[Any], bool]] = [
         (task, False)

@@ -44,7 +44,8 @@ from mageflow.registry import TaskRegistry
 from mageflow.signature import SignatureStatus, SwarmSignature, TaskSignature
 from mageflow.store import CallbackTarget, SignatureStore, keys
 from mageflow.store.codec import decode, loads_outcome
-from mageflow.store.signatures import now_ms
+from mageflow.store.keys import Index
+from mageflow.store.signatures import Entry, now_ms
 
 logger = logging.getLogger("mageflow")
 
@@ -126,27 +127,26 @@ class Recovery:
             waited = allowance_ms if grace is None else _ms(grace)
             return now + allowance_ms - waited
 
-        for signature_id in await self._store.claim_overdue(
-            keys.OWED, threshold(ttl.grace_ms), BATCH
+        for entry in await self._store.claim_overdue(
+            Index.OWED, threshold(ttl.grace_ms), BATCH
         ):
-            await self._guarded(self._complete, signature_id, report)
-        for signature_id in await self._store.claim_overdue(
-            keys.DUE, threshold(ttl.grace_ms), BATCH
+            await self._guarded(self._complete, entry, report)
+        for entry in await self._store.claim_overdue(
+            Index.DUE, threshold(ttl.grace_ms), BATCH
         ):
-            await self._guarded(self._start, signature_id, report)
+            await self._guarded(self._start, entry, report)
         # Leases are scored by when they run out: by default, act on expiry.
         leases_before = now if grace is None else now + ttl.lease_ms - _ms(grace)
-        for signature_id in await self._store.expired_leases(leases_before, BATCH):
-            await self._guarded(self._take_over, signature_id, report)
+        for entry in await self._store.expired_leases(leases_before, BATCH):
+            await self._guarded(self._take_over, entry, report)
         if report.acted:
             logger.info("mageflow: recovery pass: %s", report)
         return report
 
-    async def _guarded(
-        self, step: Any, signature_id: str, report: RecoveryReport
-    ) -> None:
+    async def _guarded(self, step: Any, entry: Entry, report: RecoveryReport) -> None:
+        signature_id = entry.signature_id
         try:
-            await step(signature_id, report)
+            await step(entry, report)
         except CorruptSignatureError:
             logger.error(
                 "mageflow: recovery skipped %s: its record is damaged",
@@ -163,19 +163,21 @@ class Recovery:
             )
 
     async def _load(
-        self, index: str, signature_id: str, report: RecoveryReport
+        self, index: Index, entry: Entry, report: RecoveryReport
     ) -> tuple[TaskSignature, dict[str, str]] | None:
+        signature_id = entry.signature_id
         record = await self._store.load_record(signature_id)
         if record is None:
-            await self._store.forget(index, signature_id)
+            await self._store.forget(index, entry)
             report.dropped += 1
             return None
         return decode(signature_id, record), record
 
     # --- owed completions -------------------------------------------------------
 
-    async def _complete(self, signature_id: str, report: RecoveryReport) -> None:
-        loaded = await self._load(keys.OWED, signature_id, report)
+    async def _complete(self, entry: Entry, report: RecoveryReport) -> None:
+        signature_id = entry.signature_id
+        loaded = await self._load(Index.OWED, entry, report)
         if loaded is None:
             return
         signature, record = loaded
@@ -188,7 +190,7 @@ class Recovery:
             report.completed.append(signature_id)
             return
         if record.get("sent") == "1" or not signature.status.is_final:
-            await self._store.forget(keys.OWED, signature_id)
+            await self._store.forget(Index.OWED, entry)
             report.dropped += 1
             return
         await self._progress.replay(signature, record)
@@ -196,18 +198,25 @@ class Recovery:
 
     # --- owed starts --------------------------------------------------------------
 
-    async def _start(self, signature_id: str, report: RecoveryReport) -> None:
-        loaded = await self._load(keys.DUE, signature_id, report)
+    async def _start(self, entry: Entry, report: RecoveryReport) -> None:
+        signature_id = entry.signature_id
+        loaded = await self._load(Index.DUE, entry, report)
         if loaded is None:
             return
-        signature, record = loaded
+        signature, _ = loaded
+        raw = await self._store.due_message(entry)
+        if entry.relayed:
+            # A start another shard owes (a callback or a step linked after
+            # it was signed): moved to the signature's own shard, where its
+            # activation meets it; a paused one keeps it for its resume.
+            await self._store.mark_due(signature_id, raw or "{}", relayed=True)
+            await self._store.forget(Index.DUE, entry)
         if signature.status is not SignatureStatus.PENDING:
-            await self._store.forget(keys.DUE, signature_id)
+            if not entry.relayed:
+                await self._store.forget(Index.DUE, entry)
             report.dropped += 1
             return
-        message = loads_outcome(
-            keys.signature(signature_id), record.get("dmsg") or "{}"
-        )
+        message = loads_outcome(keys.signature(signature_id), raw or "{}")
         if not isinstance(message, dict):
             message = {}
         target = _target(signature)
@@ -273,16 +282,17 @@ class Recovery:
 
     # --- lost holders ---------------------------------------------------------------
 
-    async def _take_over(self, signature_id: str, report: RecoveryReport) -> None:
+    async def _take_over(self, entry: Entry, report: RecoveryReport) -> None:
+        signature_id = entry.signature_id
         if self._leases.holds(signature_id):
             report.skipped.append(signature_id)  # held here, and alive
             return
-        loaded = await self._load(keys.LEASES, signature_id, report)
+        loaded = await self._load(Index.LEASES, entry, report)
         if loaded is None:
             return
         signature, record = loaded
         if signature.status is not SignatureStatus.ACTIVE:
-            await self._store.forget(keys.LEASES, signature_id)
+            await self._store.forget(Index.LEASES, entry)
             report.dropped += 1
             return
         probe = await self._dispatcher.probe(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import random
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ from mageflow.signature import (
     TaskRef,
     TaskSignature,
 )
+from mageflow.store import keys
 from mageflow.store.codec import Write, dumps, encode
 
 Records = list[Write]
@@ -69,29 +71,53 @@ def signing_in(base: str) -> Iterator[None]:
 
 
 def child_id(parent_id: str, role: str, index: int) -> str:
-    """The id of a signature a parent made from a ref (a callback, a step)."""
-    return uuid.uuid5(_NAMESPACE, f"{parent_id}/{role}/{index}").hex
+    """The id of a signature a parent made from a ref (a callback, a step),
+    in the parent's shard."""
+    derived = uuid.uuid5(_NAMESPACE, f"{parent_id}/{role}/{index}").hex
+    return keys.placed_near(derived, parent_id)
 
 
-def new_id(label: str, fingerprint: object) -> str:
+def linked_to(*specs: object) -> str | None:
+    """The id of the first stored signature among ``specs`` (refs or
+    sequences of refs), if any: a new signature made to be linked with it
+    goes in its shard, so the two change together in one script."""
+    for spec in specs:
+        items = (
+            spec if isinstance(spec, Sequence) and not isinstance(spec, str) else [spec]
+        )
+        for item in items:
+            if isinstance(item, TaskSignature):
+                return item.id
+    return None
+
+
+def new_id(
+    label: str, fingerprint: object, near: str | None = None, anchor: str = ""
+) -> str:
     """A new signature's id: random outside a run, derived inside one.
 
     ``label`` names what is made (a task name, ``chain``, ``swarm``) and
     ``fingerprint`` what it is made of; both go into a derived id, so two
     different signatures never share one, whatever order a run makes them in.
+
+    **Shard.** The id's first character places it (see
+    :mod:`mageflow.store.keys`): next to ``near`` when given, else next to
+    the run that signs it; outside a run and with nothing near, in
+    ``anchor``'s shard (the signing client's, see :attr:`Signer.anchor`).
     """
     scope = _scope.get()
     if scope is None:
         base = current_task_run_id()
         if base is None:
-            return uuid.uuid4().hex
+            return keys.placed_near(uuid.uuid4().hex, near or anchor)
         scope = _Scope(base)
         _scope.set(scope)
     digest = hashlib.sha256(dumps(fingerprint).encode()).hexdigest()[:16]
     key = f"{label}/{digest}"
     count = scope.seen.get(key, 0)
     scope.seen[key] = count + 1
-    return uuid.uuid5(_NAMESPACE, f"{scope.base}/{key}/{count}").hex
+    derived = uuid.uuid5(_NAMESPACE, f"{scope.base}/{key}/{count}").hex
+    return keys.placed_near(derived, near or scope.base)
 
 
 FindTask = Callable[[Standalone[Any, Any]], RegisteredTask | None]
@@ -126,11 +152,25 @@ class Signer:
         self._registry = registry
         self._strict = strict_names
         self._find_task = find_task
+        self._shard = random.randrange(keys.SHARDS)
         # By id of the task object, which the entry keeps alive (so the id
         # is never reused while it is here).
         self._checks: dict[
             int, tuple[Standalone[Any, Any], bound_inputs.BoundCheck | None]
         ] = {}
+
+    @property
+    def anchor(self) -> str:
+        """Where what this client signs outside a run goes: one shard, until
+        it starts a workflow (:meth:`next_shard`). So the signatures a caller
+        makes and then links (a task and its callbacks, the steps of a chain,
+        a swarm's items) share a slot, and each workflow it starts moves on
+        to the next shard: workflows spread, their parts stay together."""
+        return f"{self._shard:x}"
+
+    def next_shard(self) -> None:
+        """A workflow was started: sign the next one in the next shard."""
+        self._shard = (self._shard + 1) % keys.SHARDS
 
     def resolve(self, task: TaskRef) -> tuple[str, str | None]:
         """The task's name and the input field that receives a result."""
@@ -171,10 +211,12 @@ class Signer:
         task_identifiers: Mapping[str, Any] | None = None,
         *,
         signature_id: str | None = None,
+        near: str | None = None,
     ) -> TaskSignature[Any]:
         """A new, unsaved signature of ``task`` with ``kwargs`` bound.
 
-        Its id is ``signature_id`` when given, else :func:`new_id`'s.
+        Its id is ``signature_id`` when given, else :func:`new_id`'s (in
+        ``near``'s shard, when given).
 
         :raises InputValidationError: a bound kwarg is not a field of the
             task's input, or its value does not validate as that field (the
@@ -188,7 +230,7 @@ class Signer:
                 check.refuse(name, bound)
         identifiers = jsonable(dict(task_identifiers or {}))
         return TaskSignature(
-            id=signature_id or new_id(name, [bound, identifiers]),
+            id=signature_id or new_id(name, [bound, identifiers], near, self.anchor),
             task_name=name,
             kwargs=bound,
             task_identifiers=identifiers,

@@ -112,9 +112,11 @@ def new(
     closed: bool = False,
     item_success: CallbackSpec | None = None,
     item_error: CallbackSpec | None = None,
+    near: str | None = None,
 ) -> SwarmSignature[Any]:
     """A new, empty swarm (``closed``: taking no items at all); its records
-    go to ``records``."""
+    go to ``records``. ``near``: a stored signature it will hold, whose
+    shard it goes in."""
     if max_concurrency < 1:
         raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}.")
     for name, limit in (
@@ -126,7 +128,12 @@ def new(
     label = task_name or "swarm"
     bound = jsonable(dict(kwargs))
     swarm: SwarmSignature[Any] = SwarmSignature(
-        id=new_id(label, [bound, max_concurrency, stop_after_n_failures, max_tasks]),
+        id=new_id(
+            label,
+            [bound, max_concurrency, stop_after_n_failures, max_tasks],
+            near,
+            signer.anchor,
+        ),
         task_name=label,
         kwargs=bound,
         max_concurrency=max_concurrency,
@@ -160,7 +167,7 @@ def items(
         if isinstance(task, TaskSignature):
             item: TaskSignature[Any] = task
         else:
-            item = signer.new(task, dict(swarm.kwargs))
+            item = signer.new(task, dict(swarm.kwargs), near=swarm.id)
         ok = signer.from_templates(item.id, ITEM_OK, swarm.item_success, callbacks)
         err = signer.from_templates(item.id, ITEM_ERR, swarm.item_error, callbacks)
         item.success_callbacks = [*item.success_callbacks, *ok]

@@ -29,7 +29,7 @@ from mageflow.engine.progress import Progress
 from mageflow.engine.recovery import Recovery, RecoveryReport
 from mageflow.engine.retrying import Retrier
 from mageflow.engine.root import RootScope, body_result, current_root
-from mageflow.engine.signing import Records, Signer
+from mageflow.engine.signing import Records, Signer, linked_to
 from mageflow.engine.waiting import Waiters
 from mageflow.errors import (
     InputValidationError,
@@ -98,7 +98,9 @@ class WorkflowEngine:
     ) -> TaskSignature[Any]:
         """Store a call of ``task`` with its callbacks, in one round trip."""
         records: Records = []
-        signature = self.signer.new(task, kwargs, task_identifiers)
+        signature = self.signer.new(
+            task, kwargs, task_identifiers, near=linked_to(success, error)
+        )
         signature.success_callbacks = self.signer.callbacks(
             signature.id, "ok", success, records
         )
@@ -171,6 +173,7 @@ class WorkflowEngine:
             closed=tasks is not None and not tasks and not keep_open,
             item_success=item_success,
             item_error=item_error,
+            near=linked_to(tasks or [], success, error),
         )
         # Items are made (and checked) before anything is stored; their own
         # callbacks are stored with the swarm, in the same round trip.
@@ -219,6 +222,8 @@ class WorkflowEngine:
         root = current_root()
         if root is not None and signature.id != root.task_id:
             return await self._join(root, signature, data)
+        # A workflow starts: what is signed next belongs to the next one.
+        self.signer.next_shard()
         if signature.kind in KINDS:
             target = CallbackTarget(
                 signature.id, signature.kind, signature.task_name, {}, None

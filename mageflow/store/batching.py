@@ -8,6 +8,8 @@ sent as one pipeline, and each caller gets its own reply or its own error.
 The pipeline is not a transaction: each script is still its own atomic step,
 run in the order it was asked for, exactly as if sent one by one; only the
 client's cost is shared. A call alone in its iteration goes out by itself.
+On a Redis Cluster (whose client pipelines no scripts) every call goes by
+itself, concurrently.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
+
+from mageflow.store.connection import RedisClient
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +37,7 @@ class _Call:
 class ScriptBatcher:
     """Coalesces the script calls of one Redis client."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._pending: list[_Call] = []
         self._sending: set[asyncio.Task[None]] = set()
@@ -60,10 +64,16 @@ class ScriptBatcher:
         if len(batch) == 1:
             await _one(batch[0])
             return
-        pipe = self._redis.pipeline(transaction=False)
-        for call in batch:
-            pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+        if isinstance(self._redis, RedisCluster):
+            # redis-py's cluster pipelines refuse scripts: on a cluster each
+            # call goes by itself, all at once (the client keeps a pool per
+            # node, so they still overlap on the wire).
+            await asyncio.gather(*(_one(call) for call in batch))
+            return
         try:
+            pipe = self._redis.pipeline(transaction=False)
+            for call in batch:
+                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
             replies = await pipe.execute(raise_on_error=False)
         except BaseException as exc:  # the connection: every caller hears it
             for call in batch:

@@ -8,12 +8,23 @@ nothing otherwise. Scripts reply with a small tuple whose first element is a
 *verdict* word; :mod:`mageflow.store.signatures` turns those into Python.
 
 **Debts.** A transition that owes downstream work records the debt in the
-same script, in a sorted set that recovery scans (:mod:`mageflow.store.keys`):
-``due`` for signatures decided to start (cleared by their activation),
-``owed`` for finished signatures whose container was not told yet (cleared
-by ``MARK_SENT``; a callback's start is owed in ``due`` by the finish
-itself), and ``leases`` for the lease of every
-running signature (renewed by its holder, cleared by its finish).
+same script, in a sorted set of its shard that recovery scans
+(:mod:`mageflow.store.keys`): ``due`` for signatures decided to start, with
+the message in ``dmsg`` (cleared by their activation), ``owed`` for
+finished signatures whose container was not told yet (cleared by
+``MARK_SENT``; a callback's start is owed in ``due`` by the finish itself),
+and ``leases`` for the lease of every running signature (renewed by its
+holder, cleared by its finish).
+
+**Slots.** Every key a script touches comes in ``KEYS``, and all of one
+call's keys are of one shard (one hash slot on a cluster). A start owed to
+a signature of another shard (a callback or a chain step signed on its own
+and linked later, a swarm's item) is recorded in the *owing* shard's
+``due``, without reading the other record: the start is sent, and the
+other shard's activation meets it; an entry that outlives it is settled by
+recovery, which relays it to the signature's own shard (``MARK_DUE``).
+Work that must change records in two shards is two scripts, the first of
+which leaves the debt that makes the second happen.
 
 A signature is a hash (see :mod:`mageflow.store.keys`). Fields:
 
@@ -29,7 +40,6 @@ A signature is a hash (see :mod:`mageflow.store.keys`). Fields:
 ``tries``     how many attempts were admitted
 ``input``     the message the current attempt was delivered with
 ``run``       the Hatchet run id of the current attempt
-``dmsg``      the message a decided-but-not-yet-activated start is owed
 ``msg``       the message of a delivery that arrived while suspended
 ``held``      the outcome status of a run that finished while suspended
 ``outcome``   the result (``done``) or error payload, JSON
@@ -40,7 +50,6 @@ A signature is a hash (see :mod:`mageflow.store.keys`). Fields:
 ``imsg``      the message a root task's child was started with
 ``sent``      ``1`` once the outcome's callbacks were dispatched
 ``paused_from`` the status ``pause`` moved away from
-``pos``       a swarm item's position in its swarm
 ``gen``       how many times it was retried (absent: never)
 ``retried``   when it was last retried (ISO)
 """
@@ -52,10 +61,14 @@ from mageflow.signature import SignatureStatus
 from mageflow.store import keys
 from mageflow.store.codec import FORMATS, TASK_FIELDS
 
+SHEBANG = "#!lua\n"
+"""Put before every script when it is loaded. A script that declares itself
+so (Redis 7) may not touch keys of two slots on a cluster: a script that
+strayed across slots fails loudly there instead of working by chance."""
+
 _PRELUDE = (
     """
 local SCHEMA = '@SCHEMA@'
-local SIG = '@SIG@'
 local KINDS = {@KINDS@}
 local STATUSES = {@STATUSES@}
 local RESULT_FIELD = '@RESULT@'
@@ -95,14 +108,20 @@ local function describe(key)
   return redis.call('HMGET', key, 'v', 'kind', 'task', 'kwargs', 'rv', 'status',
                     'imsg')
 end
--- owe_start(key, id, msg, due, at): record that this pending signature is
--- owed a start with msg; its activation clears it.
-local function owe_start(key, id, msg, due, at)
-  redis.call('HSET', key, 'dmsg', msg)
+-- owe_start(due, dmsgs, id, msg, at): record, in this shard's index, that
+-- signature id is owed a start with msg. Only the index is written, never
+-- the record, which may live in another shard: its activation clears the
+-- entry when it is this shard's, recovery when it is not.
+local function owe_start(due, dmsgs, id, msg, at)
   redis.call('ZADD', due, at, id)
+  redis.call('HSET', dmsgs, id, msg)
+end
+-- settled_start(due, dmsgs, id): the owed start of id is met (or void).
+local function settled_start(due, dmsgs, id)
+  redis.call('ZREM', due, id)
+  redis.call('HDEL', dmsgs, id)
 end
 """.replace("@SCHEMA@", keys.SCHEMA_VERSION)
-    .replace("@SIG@", keys.signature(""))
     .replace("@KINDS@", ", ".join(f"{kind}=true" for kind in FORMATS))
     .replace("@STATUSES@", ", ".join(f"{s.value}=true" for s in SignatureStatus))
     .replace("@RESULT@", DEFAULT_RESULT_FIELD)
@@ -124,13 +143,13 @@ local function whole(key)
   for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
   return cjson.encode(record)
 end
-local key, due, leases = KEYS[1], KEYS[2], KEYS[3]
+local key, due, leases, dmsgs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local token, message, now, task, want_kind, lease_ms, run, id, now_iso =
   ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6]),
   ARGV[7], ARGV[8], ARGV[9]
 local status, kind, problem = check(key)
 if problem == 'missing' then
-  redis.call('ZREM', due, id)
+  settled_start(due, dmsgs, id)
   return {'missing', ''}
 end
 if problem then return {'corrupt', problem} end
@@ -141,7 +160,7 @@ local same_task = task == '' or stored_task == task
 if kind ~= want_kind or not same_task then
   return {'mismatch', kind .. ' ' .. tostring(stored_task)}
 end
-redis.call('ZREM', due, id)
+settled_start(due, dmsgs, id)
 local holder = redis.call('HGET', key, 'holder')
 local function live()
   if not holder or holder == '' then return false end
@@ -153,11 +172,12 @@ local function admit()
   redis.call('HSET', key, 'status', 'active', 'holder', token, 'input', message,
              'started', now_iso, 'run', run)
   redis.call('HINCRBY', key, 'tries', 1)
-  redis.call('HDEL', key, 'dmsg')
   if lease_ms > 0 then redis.call('ZADD', leases, now + lease_ms, id) end
-  -- A chain's first step is owed from the moment the chain starts.
-  if KEYS[4] and check(KEYS[4]) == 'pending' then
-    owe_start(KEYS[4], ARGV[10], message, due, now + tonumber(ARGV[11]))
+  -- A chain's first step is owed from the moment the chain starts (here,
+  -- in the chain's shard: the step's record is not read, it may live in
+  -- another; its activation, or recovery, settles the debt).
+  if ARGV[10] ~= '' then
+    owe_start(due, dmsgs, ARGV[10], message, now + tonumber(ARGV[11]))
   end
   if kind ~= 'task' then return {'run', whole(key)} end
   -- A task's run needs its signature, not the record's bookkeeping (the
@@ -197,12 +217,12 @@ return {'canceled', status}
 ACTIVATE = ACTIVATE.replace(
     "@RUN_FIELDS@", ", ".join(f"'{name}'" for name in TASK_FIELDS)
 )
-"""KEYS: signature, due, leases, and for a chain its first step. ARGV:
+"""KEYS: signature, due, leases, the shard's owed-start messages. ARGV:
 holder token, message JSON, now (ms), task name (``''``: any), the kind
 expected, lease ms (0: no lease, for a container), Hatchet run id,
 signature id, now (ISO), for a chain the first step's id and the grace ms
-(its start is owed, atomically, with the chain's; else two empty values),
-and the client's Hatchet namespace.
+(its start is owed, atomically, with the chain's, in the chain's shard;
+else ``''`` and 0), and the client's Hatchet namespace.
 
 The record comes as one JSON object. ``run`` (with the record; for a task
 only the fields its signature is made
@@ -224,10 +244,14 @@ local function keep_delivery(key, message)
   if not held and from ~= 'active' then redis.call('HSETNX', key, 'msg', message) end
 end
 -- finish(...): record an outcome by its holder; owe each callback its start.
+-- callbacks: the keys of this shard's callbacks, with their ids; remote:
+-- (id, return field) of callbacks in other shards, whose starts are owed
+-- here, in this shard's index, without reading their records.
 -- alone == '1': nothing else is owed (no container to tell), so the
 -- completion is done here: sent, and the holder's lease let go.
-local function finish(key, owed, leases, due, callbacks, callback_ids, token,
-                      outcome_status, outcome, done_ms, now_iso, alone, now, grace, id)
+local function finish(key, owed, leases, due, dmsgs, callbacks, callback_ids,
+                      remote, token, outcome_status, outcome, done_ms, now_iso,
+                      alone, now, grace, id)
   local status, kind, problem = check(key)
   if problem then return problem_reply(problem) end
   if redis.call('HGET', key, 'holder') ~= token then return {'lost', status} end
@@ -252,11 +276,15 @@ local function finish(key, owed, leases, due, callbacks, callback_ids, token,
         if not field or field == '' then field = RESULT_FIELD end
         local message = '{' .. cjson.encode(field) .. ':' .. outcome .. '}'
         if d[6] == 'pending' then
-          owe_start(callback, callback_ids[i], message, due, now + grace)
+          owe_start(due, dmsgs, callback_ids[i], message, now + grace)
         elseif d[6] == 'suspended' then
           keep_delivery(callback, message)
         end
       end
+    end
+    for i = 1, #remote, 2 do
+      local message = '{' .. cjson.encode(remote[i + 1]) .. ':' .. outcome .. '}'
+      owe_start(due, dmsgs, remote[i], message, now + grace)
     end
     return {'fire', described}
   end
@@ -277,25 +305,30 @@ FINISH = (
     _PRELUDE
     + _FINISH
     + """
-local callbacks, callback_ids = {}, {}
-for i = 5, #KEYS do
+local callbacks, callback_ids, remote = {}, {}, {}
+for i = 6, #KEYS do
   callbacks[#callbacks + 1] = KEYS[i]
-  callback_ids[#callback_ids + 1] = ARGV[9 + i - 4]
+  callback_ids[#callback_ids + 1] = ARGV[10 + i - 5]
 end
-return cjson.encode(finish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], callbacks,
-  callback_ids, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6],
+for i = 11 + #callbacks, #ARGV do remote[#remote + 1] = ARGV[i] end
+return cjson.encode(finish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], callbacks,
+  callback_ids, remote, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6],
   tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]))
 """
 )
-"""KEYS: signature, owed, leases, due, then the callbacks of this outcome.
-The reply is JSON (decoded by the client in one call). ARGV: holder token,
-outcome status, outcome JSON, done TTL ms, now (ISO),
-``1`` if nothing but the callbacks' starts is owed (no container needs to
-hear of it), now (ms), grace ms, signature id, then the callback ids.
+"""KEYS: signature, owed, leases, due, the shard's owed-start messages,
+then the callbacks of this outcome in the signature's shard. The reply is
+JSON (decoded by the client in one call). ARGV: holder token, outcome
+status, outcome JSON, done TTL ms, now (ISO), ``1`` if nothing but the
+callbacks' starts is owed (no container needs to hear of it), now (ms),
+grace ms, signature id, ``''`` (unused), then the ids of the callbacks in
+KEYS, then (id, return field) of each callback in another shard.
 
-Each callback's start is owed in the same step (``due``), and a paused
-callback keeps its delivery for its resume, so a worker that dies after
-this loses nothing. ``fire`` with each callback described (see
+Each callback's start is owed in the same step (``due``, in this shard
+whatever shard the callback lives in), and a paused callback of this shard
+keeps its delivery for its resume (one of another shard is kept by its
+activation, or by recovery), so a worker that dies after this loses
+nothing. ``fire`` with each callback described (see
 :data:`TARGETS`) when the holder recorded the outcome; ``held`` when it was
 paused meanwhile (resume fires it); ``finished`` when it was already done
 or failed (a repeat); ``dropped`` when it was stopped; ``lost`` when another
@@ -391,13 +424,14 @@ local out = {}
 for i = 1, #KEYS do
   out[i] = pause(KEYS[i])
   -- The first is what was asked for: if it cannot, nothing changes.
-  if i == 1 and out[1][1] ~= 'ok' then return out end
+  if i == 1 and ARGV[1] == '1' and out[1][1] ~= 'ok' then return out end
 end
 return out
 """
 )
-"""KEYS: signatures, the one asked for first, then everything below it
-(:meth:`~mageflow.store.SignatureStore.subtree`). Per signature ``ok`` with
+"""KEYS: signatures of one shard, the one asked for first, then everything
+below it (:meth:`~mageflow.store.SignatureStore.subtree`). ARGV: ``1`` when
+the first is the one asked for (else each is on its own). Per signature ``ok`` with
 the previous status and the kind, or ``illegal``, ``missing`` or
 ``corrupt``; when the first is not ``ok``, only its reply, and nothing
 changed. One step however many there are."""
@@ -405,7 +439,7 @@ changed. One step however many there are."""
 RESUME = (
     _PRELUDE
     + """
-local owed, due = KEYS[1], KEYS[2]
+local owed, due, dmsgs = KEYS[1], KEYS[2], KEYS[3]
 local done_ms, now, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local function resume(key, id)
   local status, kind, problem = check(key)
@@ -422,7 +456,7 @@ local function resume(key, id)
   end
   if msg then
     redis.call('HSET', key, 'status', 'pending', 'holder', '')
-    owe_start(key, id, msg, due, now + grace)
+    owe_start(due, dmsgs, id, msg, now + grace)
     return {'redispatch', msg, kind}
   end
   if from == 'active' then
@@ -433,18 +467,20 @@ local function resume(key, id)
   return {'pending', '', kind}
 end
 local out = {}
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   out[#out + 1] = resume(KEYS[i], ARGV[i + 1])
   local word = out[1][1]
-  if i == 3 and (word == 'illegal' or word == 'missing' or word == 'corrupt') then
+  local stuck = word == 'illegal' or word == 'missing' or word == 'corrupt'
+  if i == 4 and ARGV[4] == '1' and stuck then
     return out
   end
 end
 return out
 """
 )
-"""KEYS: owed, due, then the signatures (as :data:`PAUSE`). ARGV: done TTL
-ms, now (ms), grace ms, then their ids.
+"""KEYS: owed, due, the shard's owed-start messages, then the signatures
+(as :data:`PAUSE`, all of one shard). ARGV: done TTL ms, now (ms), grace
+ms, ``1`` when the first is the one asked for, then their ids.
 
 Per signature: ``fire`` (with the record) when the run finished while
 paused (its completion is owed); ``redispatch`` with the recorded message
@@ -456,7 +492,8 @@ only its reply, and nothing changed."""
 STOP = (
     _PRELUDE
     + """
-local leases, due, done_ms, final = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local leases, due, dmsgs, done_ms, final = KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2]
+local AUX = @AUX@
 local function stop(key, aux, id)
   local status, kind, problem = check(key)
   if problem then return problem_reply(problem) end
@@ -464,12 +501,13 @@ local function stop(key, aux, id)
     unpack(redis.call('HMGET', key, 'container', 'crole', 'run'))
   if status == 'pending' or status == 'active' or status == 'suspended' then
     redis.call('HSET', key, 'status', final)
-    redis.call('HDEL', key, 'msg', 'held', 'dmsg')
+    redis.call('HDEL', key, 'msg', 'held')
     -- A stopped swarm's items are stopped with it: every slot is given back.
     if kind == 'swarm' then redis.call('HSET', key, 'running', '0') end
     redis.call('PEXPIRE', key, done_ms)
     redis.call('ZREM', leases, id)
     local was_due = redis.call('ZREM', due, id)
+    redis.call('HDEL', dmsgs, id)
     ended(id, final)
     for _, other in ipairs(aux) do
       if redis.call('EXISTS', other) == 1 then
@@ -485,19 +523,21 @@ local function stop(key, aux, id)
   return {'illegal', status, kind, '', '', '', '0'}
 end
 local out, n = {}, 0
-for i = 3, #KEYS, 6 do
+for i = 4, #KEYS, AUX + 1 do
   n = n + 1
-  out[n] = stop(KEYS[i], {KEYS[i + 1], KEYS[i + 2], KEYS[i + 3], KEYS[i + 4],
-                          KEYS[i + 5]}, ARGV[2 + n])
-  if n == 1 and out[1][1] ~= 'ok' then return out end
+  local aux = {}
+  for j = 1, AUX do aux[j] = KEYS[i + j] end
+  out[n] = stop(KEYS[i], aux, ARGV[3 + n])
+  if n == 1 and ARGV[3] == '1' and out[1][1] ~= 'ok' then return out end
 end
 return out
 """
-)
-"""KEYS: leases, due, then per signature (as :data:`PAUSE`) its record and
-the five keys that end with it (a swarm's). ARGV: done TTL ms, the final
+).replace("@AUX@", str(len(keys.swarm_aux(""))))
+"""KEYS: leases, due, the shard's owed-start messages, then per signature
+(as :data:`PAUSE`, all of one shard) its record and the keys that end with
+it (a swarm's, :func:`~mageflow.store.keys.swarm_aux`). ARGV: done TTL ms, the final
 status (``canceled`` for stop, ``interrupted`` when a container cuts its
-children short), then their ids.
+children short), ``1`` when the first is the one asked for, then their ids.
 
 Per signature ``ok`` with the status it left, its kind, container, role,
 the Hatchet run id of its last attempt and whether a start of it was in
@@ -510,9 +550,14 @@ TREE = (
     _PRELUDE
     + """
 local out = {}
+local LISTS = {'ok', 'err'}
 for i = 1, #KEYS, 2 do
   local status, kind, problem = check(KEYS[i])
   local node = {''}
+  local hash = redis.call('TYPE', KEYS[i])['ok'] == 'hash'
+  if problem and problem ~= 'missing' and hash then
+    node[1] = '!'  -- a hash, but not a record: removable, with nothing below
+  end
   if not problem then
     node[1] = kind
     if kind == 'swarm' then
@@ -533,62 +578,52 @@ for i = 1, #KEYS, 2 do
         end
       end
     end
+    -- Removing follows the callbacks too.
+    if ARGV[1] == '1' then
+      for _, field in ipairs(LISTS) do
+        local ok, ids = pcall(cjson.decode, redis.call('HGET', KEYS[i], field) or '[]')
+        if ok and type(ids) == 'table' then
+          for _, id in ipairs(ids) do
+            if type(id) == 'string' then node[#node + 1] = id end
+          end
+        end
+      end
+    end
   end
   out[#out + 1] = node
 end
 return out
 """
 )
-"""KEYS: per signature, its record and its swarm's item list. Per
-signature ``{kind, child ids...}`` (a chain's steps, a swarm's items, in
-order; a task's root swarm and continuation); ``{''}`` when it is gone or
-not a record. Read only: one level of a workflow per round trip, so
+"""KEYS: per signature (all of one shard), its record and its swarm's item
+list. ARGV: ``1`` to list the callbacks too. Per signature ``{kind, child
+ids...}`` (a chain's steps, a swarm's items, in order; a task's root swarm
+and continuation; then its callbacks, if asked); ``{''}`` when it is gone
+or not a hash, ``{'!'}`` for a hash that is not a record. Read only: one
+level of a workflow per round trip, so
 lifecycle steps cost a constant number of them whatever the size."""
 
 REMOVE = """
-local prefix = ARGV[1]
-local seen = {}
-local queue = {ARGV[2]}
-local removed = 0
-local lists = {'ok', 'err', 'items'}
-while #queue > 0 do
-  local id = table.remove(queue)
-  if not seen[id] then
-    seen[id] = true
-    local key = prefix .. 'sig:' .. id
-    if redis.call('TYPE', key)['ok'] == 'hash' then
-      for _, field in ipairs(lists) do
-        local raw = redis.call('HGET', key, field)
-        if raw then
-          local ok, ids = pcall(cjson.decode, raw)
-          if ok and type(ids) == 'table' then
-            for _, child in ipairs(ids) do
-              if type(child) == 'string' then queue[#queue + 1] = child end
-            end
-          end
-        end
-      end
-      for _, child in ipairs(redis.call('HMGET', key, 'rootsw', 'cont')) do
-        if child and child ~= '' then queue[#queue + 1] = child end
-      end
-      local items = prefix .. 'swarm:' .. id .. ':items'
-      for _, child in ipairs(redis.call('LRANGE', items, 0, -1)) do
-        queue[#queue + 1] = child
-      end
-      local swarm = prefix .. 'swarm:' .. id
-      removed = removed + redis.call('DEL', key, swarm .. ':queue', swarm .. ':results',
-        swarm .. ':items', swarm .. ':running', swarm .. ':next')
-      for i = 1, #KEYS do redis.call('ZREM', KEYS[i], id) end
-    end
-  end
+local AUX, removed = tonumber(ARGV[1]), 0
+local n = 0
+for i = 6, #KEYS, AUX + 1 do
+  n = n + 1
+  local id = ARGV[1 + n]
+  local doomed = {}
+  for j = i, i + AUX do doomed[#doomed + 1] = KEYS[j] end
+  removed = removed + redis.call('DEL', unpack(doomed))
+  for k = 1, 4 do redis.call('ZREM', KEYS[k], id) end
+  redis.call('HDEL', KEYS[5], id)
 end
 return removed
 """
-"""KEYS: the indexes (due, owed, leases, roots). ARGV: key prefix (``mageflow:``),
-root id. Deletes the signature, its callbacks and its children,
-transitively, and their index entries; returns how many keys went. It walks
-ids it reads, so it builds key names itself: like all of mageflow today it
-assumes one Redis server, not a cluster."""
+"""KEYS: the shard's indexes (due, owed, leases, roots) and owed-start
+messages, then per signature of that shard its record and its swarm keys
+(:func:`~mageflow.store.keys.swarm_aux`). ARGV: how many swarm keys each
+has, then the ids. Deletes them and their index entries; returns how many
+keys went. Which signatures a removal reaches is read first, level by level
+(:meth:`~mageflow.store.SignatureStore.remove`): this script only deletes
+what it is given, in one shard."""
 
 CREATE = (
     _PRELUDE
@@ -597,11 +632,11 @@ CREATE = (
 -- Modes: 'new' writes a record unless one exists (a repeat of the same
 -- creation keeps the first); 'claim' changes fields of a stored signature
 -- that must be pending and in no other container.
-local ttl = ARGV[1]
+local ttl, dmsgs = ARGV[1], KEYS[1]
 local batch = cjson.decode(ARGV[2])
 local plan = {}
-for i = 1, #KEYS do
-  local mode, object = batch[i][1], batch[i][2]
+for i = 2, #KEYS do
+  local mode, object = batch[i - 1][1], batch[i - 1][2]
   local fields = {}
   for name, value in pairs(object) do
     fields[#fields + 1] = name
@@ -619,13 +654,14 @@ for i = 1, #KEYS do
     if status ~= 'pending' and container ~= wanted then
       return {'refused', KEYS[i], 'it is ' .. status .. ', not pending'}
     end
-    if container ~= wanted and redis.call('HEXISTS', KEYS[i], 'dmsg') == 1 then
+    if container ~= wanted and redis.call('HEXISTS', dmsgs, batch[i - 1][3]) == 1 then
       return {'refused', KEYS[i], 'it was started already'}
     end
   end
 end
+if ARGV[3] == '1' then return {'ok', 0} end  -- checked only
 local created = 0
-for i = 1, #KEYS do
+for i = 2, #KEYS do
   local mode, fields = plan[i][1], plan[i][2]
   if mode == 'new' then
     if redis.call('EXISTS', KEYS[i]) == 0 then
@@ -640,10 +676,12 @@ end
 return {'ok', created}
 """
 )
-"""KEYS: the records. ARGV: TTL ms, then the batch as one JSON argument:
-per record, ``[mode, {field: value}]`` (mode ``new`` or ``claim``): one
-argument, however many records, which the server decodes in C. All or
-nothing: ``refused`` (with the key and why) writes nothing. A ``new``
+"""KEYS: the shard's owed-start messages, then the records (of that
+shard). ARGV: TTL ms, then the batch as one JSON argument: per record,
+``[mode, {field: value}, id]`` (mode ``new`` or ``claim``): one argument,
+however many records, which the server decodes in C; ``1`` to check the
+claims only and write nothing. All or nothing: ``refused`` (with the key
+and why) writes nothing. A ``new``
 record that exists is kept as it is, so signing is idempotent when ids are
 derived (a retried task)."""
 
@@ -655,24 +693,36 @@ if problem then return problem_reply(problem) end
 -- A start asked for from outside any workflow makes a root (also one that
 -- is paused, or ran before): list it where the dashboard finds it, newest
 -- first, bounded and no older than a record.
-if (redis.call('HGET', KEYS[1], 'container') or '') == '' then
+if ARGV[7] == '1' and (redis.call('HGET', KEYS[1], 'container') or '') == '' then
   local now, keep = tonumber(ARGV[4]), tonumber(ARGV[5])
   redis.call('ZADD', KEYS[3], now, ARGV[1])
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - keep)
   redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[6]) - 1)
   redis.call('PEXPIRE', KEYS[3], math.floor(keep / 1000))
 end
+if status == 'suspended' and ARGV[8] == '1' then
+  -- A start relayed from another shard, to a paused signature: kept for its
+  -- resume, as a delivery that arrives while paused is.
+  local held, from = unpack(redis.call('HMGET', KEYS[1], 'held', 'paused_from'))
+  if not held and from ~= 'active' then
+    redis.call('HSETNX', KEYS[1], 'msg', ARGV[2])
+  end
+  return {'skip', status}
+end
 if status ~= 'pending' then return {'skip', status} end
-owe_start(KEYS[1], ARGV[1], ARGV[2], KEYS[2], tonumber(ARGV[3]))
+owe_start(KEYS[2], KEYS[4], ARGV[1], ARGV[2], tonumber(ARGV[3]))
 return {'ok', status}
 """
 )
-"""KEYS: signature, due, roots. ARGV: id, message JSON, when it is overdue
-(ms), now (µs), how long a root stays listed (µs: a record's whole life),
-how many roots are listed at most. Before a start is sent: if it is lost,
-recovery sends it again. A signature in no container is a workflow's root:
-it is listed in ``roots`` in the same step, so listing costs no round
-trip."""
+"""KEYS: signature, due, roots, owed-start messages (all of its shard).
+ARGV: id, message JSON, when it is overdue (ms), now (µs), how long a root
+stays listed (µs: a record's whole life), how many roots are listed at
+most, ``1`` to list it as a root, ``1`` to keep the message of a paused one.
+Before a start is sent: if it is lost, recovery sends it again. A start
+asked for by the user of a signature in no container is a workflow's root:
+it is listed in ``roots`` in the same step, so listing costs no round trip.
+Recovery also moves here a start owed in another shard (a relay), and then
+a paused signature keeps the message for its resume."""
 
 CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],
@@ -687,7 +737,10 @@ recoverers never work on the same entry at the same time."""
 
 # --- swarms ---------------------------------------------------------------------
 # The cap, the queue and the per-position results of a swarm live next to each
-# other, so starting an item and counting it are one atomic step.
+# other, so starting an item and counting it are one atomic step. A swarm's
+# scripts never read or write its items' records: an item may live in another
+# shard (it was signed on its own, then added). What starting a queued item
+# needs is kept with the swarm (``starts``), and its position too.
 
 _SWARM = (
     _PRELUDE
@@ -706,25 +759,35 @@ local function swarm(sw)
   end
   return status, nil
 end
--- fill: start queued items while slots are free; each start is owed.
-local function fill(sw, queue, running, due, input, at, ttl)
+-- fill: start queued items while slots are free; each start is owed, here.
+-- Returns the started ids and, for each, what starting it needs ({'?'}
+-- when the swarm does not know: the caller reads the item).
+local function fill(sw, queue, running, due, dmsgs, starts, input, at, ttl)
   local maxc, count, stopping =
     unpack(redis.call('HMGET', sw, 'maxc', 'running', 'stopping'))
-  local started = {}
-  if stopping == '1' then return started end
+  local started, described = {}, {}
+  if stopping == '1' then return started, described end
   local free = tonumber(maxc) - tonumber(count)
   while free > 0 do
     local id = redis.call('LPOP', queue)
     if not id then break end
     redis.call('SADD', running, id)
-    -- A root task's child starts with the message it was started with.
-    owe_start(SIG .. id, id, redis.call('HGET', SIG .. id, 'imsg') or input, due, at)
+    local d, message = {'?'}, input
+    local known = redis.call('HGET', starts, id)
+    if known then
+      redis.call('HDEL', starts, id)
+      d = cjson.decode(known)
+      -- A root task's child starts with the message it was started with.
+      if d[7] then message = d[7] end
+    end
+    owe_start(due, dmsgs, id, message, at)
     started[#started + 1] = id
+    described[#described + 1] = d
     free = free - 1
   end
   redis.call('HINCRBY', sw, 'running', #started)
   redis.call('PEXPIRE', running, ttl)
-  return started
+  return started, described
 end
 local function complete(sw)
   local closed, n, nfin, stopping =
@@ -737,10 +800,8 @@ local function ending(aux, done_ms)
     if redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, done_ms) end
   end
 end
-local function reply(verdict, sw, started)
-  local described = {}
-  for i, id in ipairs(started) do described[i] = describe(SIG .. id) end
-  return {verdict, started, redis.call('HGET', sw, 'input') or '{}', described}
+local function reply(verdict, sw, started, described)
+  return {verdict, started, redis.call('HGET', sw, 'input') or '{}', described or {}}
 end
 """
 )
@@ -748,18 +809,18 @@ end
 counters; ``fill`` starts queued items while slots are free (each start
 owed until the item activates); ``reply`` answers ``{verdict, started ids,
 swarm input, the started items described}`` so the caller can trigger them
-at once. It reads the started items by id, so, like :data:`REMOVE`, it
-assumes one Redis server rather than a cluster."""
+at once (an item described ``{'?'}`` is read by the caller)."""
 
 SWARM_START = (
     _SWARM
     + """
-local sw, queue, running, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local sw, queue, running, due, dmsgs, starts =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local message, now_iso, ttl, id = ARGV[1], ARGV[2], ARGV[5], ARGV[6]
 local at = tonumber(ARGV[3]) + tonumber(ARGV[4])
 local status, bad = swarm(sw)
 if bad then return bad end
-redis.call('ZREM', due, id)
+settled_start(due, dmsgs, id)
 if status == 'suspended' then
   redis.call('HSETNX', sw, 'msg', message)
   return {'suspended', {}, '{}', {}}
@@ -771,39 +832,48 @@ if status == 'pending' then
 elseif status ~= 'active' then
   return {'noop', {}, '{}', {}}
 end
-local started = fill(sw, queue, running, due, redis.call('HGET', sw, 'input'), at, ttl)
-if complete(sw) then return reply('complete', sw, started) end
-return reply('ok', sw, started)
+local started, described =
+  fill(sw, queue, running, due, dmsgs, starts, redis.call('HGET', sw, 'input'), at, ttl)
+if complete(sw) then return reply('complete', sw, started, described) end
+return reply('ok', sw, started, described)
 """
 )
-"""KEYS: swarm, queue, running, due. ARGV: input JSON, now (ISO), now (ms),
-grace ms, TTL ms, swarm id. Start, or refill after a resume (an active swarm
-keeps its first input)."""
+"""KEYS: swarm, queue, running, due, owed-start messages, starts. ARGV:
+input JSON, now (ISO), now (ms), grace ms, TTL ms, swarm id. Start, or
+refill after a resume (an active swarm keeps its first input)."""
 
 SWARM_ADD = (
     _SWARM
     + """
-local sw, items, queue, running, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local sw, items, queue, running, due, dmsgs, starts, positions =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local ttl, at, swarm_id = ARGV[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4]
 local batch_token, close_after = ARGV[5], ARGV[6]
 local status, bad = swarm(sw)
 if bad then return bad end
--- Read the batch: per item, [id, mode ('new' or 'claim'), {field: value}].
-local given, batch, mine = cjson.decode(ARGV[7]), {}, 0
+-- Read the batch: per item, [id, mode, {field: value}, start]. Modes: 'new'
+-- and 'claim' (a record of this shard, whose key comes next in KEYS), and
+-- 'remote' (claimed in its own shard already; start is what starting it
+-- needs).
+local given, batch, mine, k = cjson.decode(ARGV[7]), {}, 0, 9
 local join = ARGV[8] == '1'
-for i = 6, #KEYS do
-  local id, mode, object = unpack(given[i - 5])
+for _, entry in ipairs(given) do
+  local id, mode, object, start = entry[1], entry[2], entry[3], entry[4]
+  local key = false
+  if mode ~= 'remote' then
+    key = KEYS[k]
+    k = k + 1
+  end
   local fields = {}
   for name, value in pairs(object) do
     fields[#fields + 1] = name
     fields[#fields + 1] = value
   end
-  local container, pos = unpack(redis.call('HMGET', KEYS[i], 'container', 'pos'))
-  local here = container == swarm_id and pos
+  local here = redis.call('HEXISTS', positions, id) == 1
   if here then mine = mine + 1 end
   -- Joining a root: a child that joined before (a retried body starts the
   -- same signatures again) is in already, and is left as it is.
-  if not (join and here) then batch[#batch + 1] = {KEYS[i], id, mode, fields} end
+  if not (join and here) then batch[#batch + 1] = {key, id, mode, fields, start} end
 end
 if join and #batch == 0 then return {'queued', {}, '{}', {}} end
 -- The same call again (a retry after a lost reply): it is in already.
@@ -819,21 +889,23 @@ for _, item in ipairs(batch) do
   local key, id, mode = item[1], item[2], item[3]
   if seen[id] then return {'refused', {id}, 'it is in this batch twice', {}} end
   seen[id] = true
+  if redis.call('HEXISTS', positions, id) == 1 then
+    return {'refused', {id}, 'it was added to a swarm already', {}}
+  end
   if mode == 'claim' then
     local item_status, _, problem = check(key)
     if problem then return {'refused', {id}, problem, {}} end
-    local container, pos = unpack(redis.call('HMGET', key, 'container', 'pos'))
-    if pos then return {'refused', {id}, 'it was added to a swarm already', {}} end
+    local container = redis.call('HGET', key, 'container')
     if container and container ~= '' and container ~= swarm_id then
       return {'refused', {id}, 'it already belongs to ' .. container, {}}
     end
     if item_status ~= 'pending' then
       return {'refused', {id}, 'it is ' .. item_status .. ', not pending', {}}
     end
-    if redis.call('HEXISTS', key, 'dmsg') == 1 then
+    if redis.call('HEXISTS', dmsgs, id) == 1 then
       return {'refused', {id}, 'it was started already', {}}
     end
-  elseif redis.call('EXISTS', key) == 1 then
+  elseif mode == 'new' and redis.call('EXISTS', key) == 1 then
     return {'refused', {id}, 'a signature with this id exists already', {}}
   end
 end
@@ -843,10 +915,16 @@ if tonumber(maxt) > 0 and n + count > tonumber(maxt) then
   return {'full', {}, maxt, {}}
 end
 for i, item in ipairs(batch) do
-  local key, id, mode, fields = item[1], item[2], item[3], item[4]
-  if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
-  if mode == 'new' then redis.call('PEXPIRE', key, ttl) end
-  redis.call('HSET', key, 'container', swarm_id, 'crole', 'item', 'pos', n + i - 1)
+  local key, id, mode, fields, start = item[1], item[2], item[3], item[4], item[5]
+  if key then
+    if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
+    if mode == 'new' then redis.call('PEXPIRE', key, ttl) end
+    redis.call('HSET', key, 'container', swarm_id, 'crole', 'item')
+    start = cjson.encode(redis.call('HMGET', key, 'v', 'kind', 'task', 'kwargs',
+                                    'rv', 'status', 'imsg'))
+  end
+  redis.call('HSET', positions, id, n + i - 1)
+  redis.call('HSET', starts, id, start)
   redis.call('RPUSH', items, id)
   redis.call('RPUSH', queue, id)
 end
@@ -855,31 +933,96 @@ redis.call('HSET', sw, 'n', n, 'lastadd', batch_token)
 if close_after == '1' or (tonumber(maxt) > 0 and n >= tonumber(maxt)) then
   redis.call('HSET', sw, 'closed', '1')
 end
-for _, key in ipairs({items, queue}) do redis.call('PEXPIRE', key, ttl) end
+for _, key in ipairs({items, queue, starts, positions}) do
+  redis.call('PEXPIRE', key, ttl)
+end
 if status ~= 'active' then return {'queued', {}, '{}', {}} end
 local input = redis.call('HGET', sw, 'input')
-return reply('ok', sw, fill(sw, queue, running, due, input, at, ttl))
+local started, described = fill(sw, queue, running, due, dmsgs, starts, input, at, ttl)
+return reply('ok', sw, started, described)
 """
 )
-"""KEYS: swarm, items, queue, running, due, then the items. ARGV: TTL ms,
-now (ms), grace ms, swarm id, the call's token (a repeat of the same call is
-applied once), ``1`` to close the swarm with this batch, then the items as
-one JSON argument: per item ``[id, mode, {field: value}]`` (mode ``new`` or
-``claim``), then ``1`` to join (a root task's start: an item that is in
-this swarm already is skipped, not refused). The items are written here, with the
-checks: all or nothing. ``closed`` (the swarm takes no more: closed, ending
-or ended), ``full`` (max_tasks), ``refused`` (an item that is not pending,
-belongs elsewhere, was added before, or appears twice) write nothing."""
+"""KEYS: swarm, items, queue, running, due, owed-start messages, starts,
+positions, then the items of this shard. ARGV: TTL ms, now (ms), grace ms,
+swarm id, the call's token (a repeat of the same call is applied once),
+``1`` to close the swarm with this batch, then the items as one JSON
+argument: per item ``[id, mode, {field: value}, start]`` (mode ``new`` or
+``claim`` for an item of this shard, whose key is among KEYS; ``remote``
+for one of another shard, claimed there first (:data:`CLAIM_ITEMS`), with
+what starting it needs), then ``1`` to join (a root task's start: an item
+that is in this swarm already is skipped, not refused). The items are
+written here, with the checks: all or nothing. ``closed`` (the swarm takes
+no more: closed, ending or ended), ``full`` (max_tasks), ``refused`` (an
+item that is not pending, belongs elsewhere, was added before, or appears
+twice) write nothing."""
+
+CLAIM_ITEMS = (
+    _PRELUDE
+    + """
+-- First check all, then write: all or nothing.
+local dmsgs, swarm_id, given = KEYS[1], ARGV[1], cjson.decode(ARGV[2])
+for i = 2, #KEYS do
+  local id = given[i - 1][1]
+  local status, _, problem = check(KEYS[i])
+  if problem then return {'refused', {id}, problem} end
+  local container = redis.call('HGET', KEYS[i], 'container')
+  if container and container ~= '' and container ~= swarm_id then
+    return {'refused', {id}, 'it already belongs to ' .. container}
+  end
+  if status ~= 'pending' then
+    return {'refused', {id}, 'it is ' .. status .. ', not pending'}
+  end
+  if redis.call('HEXISTS', dmsgs, id) == 1 then
+    return {'refused', {id}, 'it was started already'}
+  end
+end
+local out = {}
+for i = 2, #KEYS do
+  local fields = {'container', swarm_id, 'crole', 'item'}
+  for name, value in pairs(given[i - 1][2]) do
+    fields[#fields + 1] = name
+    fields[#fields + 1] = value
+  end
+  redis.call('HSET', KEYS[i], unpack(fields))
+  out[#out + 1] = cjson.encode(redis.call('HMGET', KEYS[i], 'v', 'kind', 'task',
+                                          'kwargs', 'rv', 'status', 'imsg'))
+end
+return {'ok', out}
+"""
+)
+"""KEYS: the owed-start messages of one shard, then items of that shard
+that a swarm of another shard takes. ARGV: the swarm's id, then per item
+``[id, {field: value}]`` as one JSON argument. The first of the two steps
+that add a signature to a swarm in another slot: here each item is checked
+(pending, in no other container, not started) and made the swarm's, all
+or nothing; ``ok`` with what starting each needs, for :data:`SWARM_ADD`.
+``refused`` (with the id and why) writes nothing. A repeat finds them the
+swarm's already and answers the same."""
+
+UNCLAIM_ITEMS = (
+    _PRELUDE
+    + """
+for i = 1, #KEYS do
+  if redis.call('HGET', KEYS[i], 'container') == ARGV[1] then
+    redis.call('HDEL', KEYS[i], 'container', 'crole')
+  end
+end
+return 1
+"""
+)
+"""KEYS: items of one shard. ARGV: the swarm's id. Gives back items that
+:data:`CLAIM_ITEMS` took for a swarm that then refused them."""
 
 _ITEM_DONE = """
 -- item_done(...): an item of swarm sw ended so; record it at its position,
 -- give its slot back, and start what fits (see SWARM_ITEM_DONE).
-local function item_done(sw, queue, running, results, nexts, item, due, items,
-                         item_id, outcome_status, outcome, ttl, at, done_ms)
-  local aux = {queue, running, results, nexts, items}
+local function item_done(sw, queue, running, results, nexts, items, due, dmsgs,
+                         starts, positions, item_id, outcome_status, outcome,
+                         ttl, at, done_ms)
+  local aux = {items, queue, running, results, nexts, starts, positions}
   local status, bad = swarm(sw)
   if bad then return bad end
-  local pos = redis.call('HGET', item, 'pos')
+  local pos = redis.call('HGET', positions, item_id)
   if not pos then return {'unknown', {}, '{}', {}} end
   local function unstarted()
     -- What a failing swarm interrupts: the items running, then those queued.
@@ -895,11 +1038,11 @@ local function item_done(sw, queue, running, results, nexts, item, due, items,
       end
       return {'noop', {}, '{}', {}}
     end
-    local again = {}
+    local again, described = {}, {}
     local successor = redis.call('HGET', nexts, pos)
-    if successor then again = {successor} end
-    if complete(sw) then return reply('complete', sw, again) end
-    return reply('ok', sw, again)
+    if successor then again, described = {successor}, {{'?'}} end
+    if complete(sw) then return reply('complete', sw, again, described) end
+    return reply('ok', sw, again, described)
   end
   redis.call('PEXPIRE', results, ttl)
   redis.call('HINCRBY', sw, 'nfin', 1)
@@ -911,6 +1054,7 @@ local function item_done(sw, queue, running, results, nexts, item, due, items,
     redis.call('HINCRBY', sw, 'running', -1)
   else
     redis.call('LREM', queue, 0, item_id)
+    redis.call('HDEL', starts, item_id)
   end
   if outcome_status == 'failed' then
     local nfail = redis.call('HINCRBY', sw, 'nfail', 1)
@@ -924,9 +1068,10 @@ local function item_done(sw, queue, running, results, nexts, item, due, items,
       return {'fail', victims, '{}', {}}
     end
   end
-  local started = {}
+  local started, described = {}, {}
   if status == 'active' then
-    started = fill(sw, queue, running, due, redis.call('HGET', sw, 'input'), at, ttl)
+    started, described = fill(sw, queue, running, due, dmsgs, starts,
+                              redis.call('HGET', sw, 'input'), at, ttl)
     if started[1] then
       redis.call('HSET', nexts, pos, started[1])
       redis.call('PEXPIRE', nexts, ttl)
@@ -934,9 +1079,9 @@ local function item_done(sw, queue, running, results, nexts, item, due, items,
   end
   if complete(sw) then
     ending(aux, done_ms)
-    return reply('complete', sw, started)
+    return reply('complete', sw, started, described)
   end
-  return reply('ok', sw, started)
+  return reply('ok', sw, started, described)
 end
 """
 """Shared by :data:`SWARM_ITEM_DONE` and :data:`FINISH_ITEM`."""
@@ -946,17 +1091,18 @@ SWARM_ITEM_DONE = (
     + _ITEM_DONE
     + """
 return item_done(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7],
-  KEYS[8], ARGV[1], ARGV[2], ARGV[3], ARGV[4],
+  KEYS[8], KEYS[9], KEYS[10], ARGV[1], ARGV[2], ARGV[3], ARGV[4],
   tonumber(ARGV[5]) + tonumber(ARGV[6]), ARGV[7])
 """
 )
-"""KEYS: swarm, queue, running, results, next, the item, due, items. ARGV:
-item id, outcome status, outcome JSON, TTL ms, now (ms), grace ms, done TTL
-ms. The outcome is recorded once per position, and the item gives its slot
-back exactly once (or leaves the queue). ``fail`` when the failure threshold
-is reached, once (with the items still running or queued, to interrupt);
-``complete`` when the last item finished; ``noop`` when the swarm is ending
-or ended."""
+"""KEYS: swarm, queue, running, results, next, items, due, owed-start
+messages, starts, positions. ARGV: item id, outcome status, outcome JSON,
+TTL ms, now (ms), grace ms, done TTL ms. The outcome is recorded once per
+position, and the item gives its slot back exactly once (or leaves the
+queue). ``fail`` when the failure threshold is reached, once (with the
+items still running or queued, to interrupt); ``complete`` when the last
+item finished; ``noop`` when the swarm is ending or ended. The item's
+record is not read: it may live in another shard."""
 
 
 FINISH_ITEM = (
@@ -965,19 +1111,21 @@ FINISH_ITEM = (
     + _ITEM_DONE
     + """
 -- A swarm item's outcome and its swarm's bookkeeping, in one step.
-local key, owed, leases, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local key, owed, leases, due, dmsgs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, outcome_status, outcome, now, grace =
   ARGV[9], ARGV[2], ARGV[3], tonumber(ARGV[7]), tonumber(ARGV[8])
-local callbacks, callback_ids = {}, {}
-for i = 11, #KEYS do
+local callbacks, callback_ids, remote = {}, {}, {}
+for i = 14, #KEYS do
   callbacks[#callbacks + 1] = KEYS[i]
-  callback_ids[#callback_ids + 1] = ARGV[11 + i - 11]
+  callback_ids[#callback_ids + 1] = ARGV[11 + i - 14]
 end
-local done = finish(key, owed, leases, due, callbacks, callback_ids, ARGV[1],
-  outcome_status, outcome, ARGV[4], ARGV[5], '0', now, grace, id)
+for i = 11 + #callbacks, #ARGV do remote[#remote + 1] = ARGV[i] end
+local done = finish(key, owed, leases, due, dmsgs, callbacks, callback_ids, remote,
+  ARGV[1], outcome_status, outcome, ARGV[4], ARGV[5], '0', now, grace, id)
 if done[1] ~= 'fire' then return cjson.encode({done, {}, '0'}) end
-local step = item_done(KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], key, due,
-  KEYS[10], id, outcome_status, outcome, ARGV[10], now + grace, ARGV[4])
+local step = item_done(KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], due,
+  dmsgs, KEYS[12], KEYS[13], id, outcome_status, outcome, ARGV[10], now + grace,
+  ARGV[4])
 local told = step[1] == 'ok' or step[1] == 'noop' or step[1] == 'unknown'
 if told then
   -- The swarm has heard of it, and the callbacks' starts are owed: the
@@ -991,9 +1139,13 @@ end
 return cjson.encode({done, step, '0'})
 """
 )
-"""KEYS: the item, owed, leases, due, swarm, queue, running, results, next,
-items, then the item's callbacks of this outcome. ARGV: as :data:`FINISH`
-(its ``alone`` is ignored), then the TTL ms, then the callback ids.
+"""KEYS: the item, owed, leases, due, owed-start messages, swarm, queue,
+running, results, next, items, starts, positions, then the item's callbacks
+of this outcome in its shard. ARGV: as :data:`FINISH` (its ``alone`` is
+ignored, and its 10th is the TTL ms), then the callback ids, then (id,
+return field) of each callback in another shard. The item and its swarm
+share a shard (else the item finishes by :data:`FINISH` and its swarm
+hears by :data:`SWARM_ITEM_DONE`, two steps).
 
 :data:`FINISH`, then, if it recorded the outcome, :data:`SWARM_ITEM_DONE`'s
 step, in one atomic step: an item costs one round trip to start and one to
@@ -1004,14 +1156,14 @@ SWARM_CLOSE = (
     _SWARM
     + """
 local sw = KEYS[1]
-local aux = {KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]}
+local aux = {KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]}
 local status, bad = swarm(sw)
 if bad then return bad end
 redis.call('HSET', sw, 'closed', '1')
 if status == 'active' and complete(sw) then
   ending(aux, ARGV[1])
   -- Its settle is owed, to the caller now and to recovery if it dies first.
-  redis.call('ZADD', KEYS[7], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4])
+  redis.call('ZADD', KEYS[9], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4])
   return {'complete', {}, '{}', {}}
 end
 return {'ok', {}, '{}', {}}
@@ -1024,14 +1176,14 @@ to run (then its settle is owed, in ``owed``)."""
 RETRY = (
     _SWARM
     + """
-local due, owed, leases = KEYS[1], KEYS[2], KEYS[3]
+local due, owed, leases, dmsgs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, grace, ttl, now_iso = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 -- A task that continued or was a root runs again whole: it forgets the
 -- work it handed over to (its new run signs new work).
-local CLEAR = {'outcome', 'finished', 'sent', 'held', 'msg', 'paused_from', 'dmsg',
+local CLEAR = {'outcome', 'finished', 'sent', 'held', 'msg', 'paused_from',
                'run', 'stopping', 'failpos', 'cont', 'rootsw', 'body'}
 -- First check every record is as the plan saw it: all or nothing.
-local ops, k, a = {}, 4, 5
+local ops, k, a = {}, 5, 6
 while a <= #ARGV do
   if ARGV[a] == 'r' then
     local id, expect, new, msg = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
@@ -1045,10 +1197,11 @@ while a <= #ARGV do
     local redo = {}
     for j = 1, n do redo[j] = {ARGV[a + 2 + 2 * j], ARGV[a + 3 + 2 * j]} end
     ops[#ops + 1] = {'s', {KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3],
-                           KEYS[k + 4], KEYS[k + 5]}, id, fill_now, redo}
-    k, a = k + 6, a + 4 + 2 * n
+                           KEYS[k + 4], KEYS[k + 5], KEYS[k + 6]}, id, fill_now, redo}
+    k, a = k + 7, a + 4 + 2 * n
   end
 end
+if ARGV[5] == '1' then return {'ok', {}} end  -- checked only
 local owed_starts = {}
 for _, op in ipairs(ops) do
   if op[1] == 'r' then
@@ -1066,13 +1219,13 @@ for _, op in ipairs(ops) do
     redis.call('PEXPIRE', key, ttl)
     redis.call('ZREM', owed, id)
     redis.call('ZREM', leases, id)
-    redis.call('ZREM', due, id)
+    settled_start(due, dmsgs, id)
     if msg ~= '' then
-      owe_start(key, id, msg, due, now + grace)
+      owe_start(due, dmsgs, id, msg, now + grace)
       owed_starts[#owed_starts + 1] = {id, msg}
     end
   else
-    local sw, queue, running, results, nexts, items = unpack(op[2])
+    local sw, queue, running, results, nexts, items, starts = unpack(op[2])
     redis.call('DEL', queue, running, nexts)
     for _, redo in ipairs(op[5]) do
       redis.call('HDEL', results, redo[1])
@@ -1085,7 +1238,9 @@ for _, op in ipairs(ops) do
     end
     if op[4] == '1' then
       local input = redis.call('HGET', sw, 'input') or '{}'
-      for _, id in ipairs(fill(sw, queue, running, due, input, now + grace, ttl)) do
+      local started =
+        fill(sw, queue, running, due, dmsgs, starts, input, now + grace, ttl)
+      for _, id in ipairs(started) do
         owed_starts[#owed_starts + 1] = {id, input}
       end
     end
@@ -1094,15 +1249,17 @@ end
 return {'ok', owed_starts}
 """
 )
-"""KEYS: due, owed, leases, then each operation's keys. ARGV: now (ms),
-grace ms, active TTL ms, now (ISO), then the operations of a retry plan:
+"""KEYS: due, owed, leases, owed-start messages (of one shard), then each
+operation's keys (of that shard). ARGV: now (ms), grace ms, active TTL ms,
+now (ISO), ``1`` to check only (write nothing), then the operations of a
+retry plan:
 
 * ``r`` id, expected status, new status (``pending``, or ``active`` for a
   container that continues), message (``''``: none) on one record's key:
   the record is cleared of its outcome and attempt, its ``gen`` bumped, its
   TTL reset; with a message, its start is owed.
 * ``s`` swarm id, ``1`` to fill now, count, then (position, item id) pairs,
-  on the swarm's key, queue, running, results, next and items keys: those
+  on the swarm's key, queue, running, results, next, items and starts keys: those
   positions are forgotten and queued again in order, the counters recounted.
 
 The records are checked first: ``changed`` (with the id and what it is now)
@@ -1118,7 +1275,7 @@ Otherwise ``ok`` with the (id, message) of every start now owed."""
 HANDOVER = (
     _PRELUDE
     + """
-local task, work, due, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local task, work, due, leases, dmsgs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local token, task_id, work_id, now, grace, depth =
   ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local status, kind, problem = check(task)
@@ -1140,7 +1297,7 @@ end
 if work_status ~= 'pending' then
   return {'refused', named .. ' is ' .. work_status .. ', not pending'}
 end
-if redis.call('HEXISTS', work, 'dmsg') == 1 then
+if redis.call('HEXISTS', dmsgs, work_id) == 1 then
   return {'refused', named .. ' was started already'}
 end
 redis.call('HSET', task, 'holder', 'container', 'cont', work_id)
@@ -1151,11 +1308,12 @@ if status == 'suspended' then
   redis.call('HSET', work, 'status', 'suspended', 'paused_from', 'pending', 'msg', '{}')
   return {'held', {}}
 end
-owe_start(work, work_id, '{}', due, now + grace)
+owe_start(due, dmsgs, work_id, '{}', now + grace)
 return {'ok', describe(work)}
 """
 )
-"""KEYS: the task, the work it continues with, due, leases. ARGV: the
+"""KEYS: the task, the work it continues with (of the task's shard), due,
+leases, owed-start messages. ARGV: the
 task's holder token, its id, the work's id, now (ms), grace ms, the work's
 continuation depth.
 
@@ -1198,7 +1356,7 @@ ROOT_DONE = (
     _SWARM
     + """
 local task, owed, leases, sw = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local aux = {KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]}
+local aux = {KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]}
 local token, task_id, body, done_ms, now, grace, swarm_id =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local status, kind, problem = check(task)

@@ -25,12 +25,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from mageflow.callbacks import DEFAULT_RESULT_FIELD
 from mageflow.errors import (
     CorruptSignatureError,
     InvalidTransitionError,
@@ -48,7 +48,8 @@ from mageflow.store.codec import (
     loads_outcome,
     text,
 )
-from mageflow.store.connection import RedisConnection
+from mageflow.store.connection import RedisClient, RedisConnection
+from mageflow.store.keys import Index
 from mageflow.store.replies import (
     Activation,
     ActivationVerdict,
@@ -93,15 +94,40 @@ def _mode(write: Write) -> str:
     return "claim" if write.claim else "new"
 
 
-def _batch(writes: Iterable[Write]) -> tuple[list[str], str]:
-    """KEYS and the batch argument of :data:`scripts.CREATE`: one JSON
-    string, since packing a million arguments costs the client seconds."""
-    record_keys: list[str] = []
-    batch: list[Any] = []
+def _batches(writes: Iterable[Write]) -> dict[int, tuple[list[str], str]]:
+    """Per shard, KEYS and the batch argument of :data:`scripts.CREATE`: one
+    JSON string, since packing a million arguments costs the client seconds."""
+    grouped: dict[int, tuple[list[str], list[Any]]] = {}
     for write in writes:
+        shard = keys.shard_of(write.id)
+        if shard not in grouped:
+            grouped[shard] = ([keys.due_messages(shard)], [])
+        record_keys, batch = grouped[shard]
         record_keys.append(keys.signature(write.id))
-        batch.append([_mode(write), write.fields])
-    return record_keys, dumps(batch)
+        batch.append([_mode(write), write.fields, write.id])
+    return {shard: (ks, dumps(batch)) for shard, (ks, batch) in grouped.items()}
+
+
+def by_shard(ids: Iterable[str]) -> dict[int, list[str]]:
+    """``ids`` grouped by shard, each group in the order given."""
+    groups: dict[int, list[str]] = {}
+    for signature_id in ids:
+        groups.setdefault(keys.shard_of(signature_id), []).append(signature_id)
+    return groups
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """An entry of a recovery index: the shard whose index holds it, and the
+    signature it names (whose record may live in another shard)."""
+
+    shard: int
+    signature_id: str
+
+    @property
+    def relayed(self) -> bool:
+        """Whether the entry is a debt of another shard than the record's."""
+        return keys.shard_of(self.signature_id) != self.shard
 
 
 class SignatureStore:
@@ -111,7 +137,7 @@ class SignatureStore:
         self._connection = connection
         self.ttl = ttl
         self._scripts: dict[str, AsyncScript] = {}
-        self._scripts_for: Redis | None = None
+        self._scripts_for: RedisClient | None = None
         self._batcher: ScriptBatcher | None = None
 
     @property
@@ -119,7 +145,7 @@ class SignatureStore:
         return self._connection
 
     @property
-    def redis(self) -> Redis:
+    def redis(self) -> RedisClient:
         return self._connection.client
 
     def _script(self, name: str) -> tuple[AsyncScript, ScriptBatcher]:
@@ -132,7 +158,8 @@ class SignatureStore:
             self._batcher = ScriptBatcher(redis)
         script = self._scripts.get(name)
         if script is None:
-            script = self._scripts[name] = redis.register_script(getattr(scripts, name))
+            source = scripts.SHEBANG + getattr(scripts, name)
+            script = self._scripts[name] = redis.register_script(source)
         return script, self._batcher
 
     async def _call(
@@ -207,20 +234,43 @@ class SignatureStore:
         :raises InvalidTransitionError: a claimed signature is not pending or
             belongs to another container; nothing was written.
         """
-        record_keys, batch = _batch(writes)
-        if not record_keys:
+        groups = _batches(writes)
+        if not groups:
             return 0
-        reply = await self._call("CREATE", record_keys, [self.ttl.active_ms, batch])
+        ttl = self.ttl.active_ms
+        if len(groups) > 1:
+            # Records of several shards (a signature signed on its own, then
+            # claimed): every shard checks its claims first, then each
+            # writes, so a refusal anywhere still writes nothing.
+            checks = await asyncio.gather(
+                *(
+                    self._call("CREATE", ks, [ttl, batch, "1"])
+                    for ks, batch in groups.values()
+                )
+            )
+            for reply in checks:
+                self._refused(reply)
+        replies = await asyncio.gather(
+            *(
+                self._call("CREATE", ks, [ttl, batch, "0"])
+                for ks, batch in groups.values()
+            )
+        )
+        for reply in replies:
+            self._refused(reply)
+        return sum(int(reply[1]) for reply in replies)
+
+    @staticmethod
+    def _refused(reply: Sequence[Any]) -> None:
         if text(reply[0]) == "refused":
             key, why = text(reply[1]), text(reply[2])
-            signature_id = key.removeprefix(keys.signature(""))
+            signature_id = key.rpartition(":sig:")[2]
             raise InvalidTransitionError(
                 f"cannot use signature {signature_id} here: {why}. Sign the "
                 "task again for a new signature.",
                 signature_id=signature_id,
                 action="claim",
             )
-        return int(reply[1])
 
     async def load(self, signature_id: str) -> TaskSignature | None:
         """The signature, or ``None`` if there is none under that id."""
@@ -243,8 +293,25 @@ class SignatureStore:
                 ) from exc
             raise
         if not raw:
+            await self._refuse_legacy(signature_id)
             return None
         return {text(k): text(v) for k, v in raw.items()}
+
+    async def _refuse_legacy(self, signature_id: str) -> None:
+        """Raise if ``signature_id`` is a record of the layout before shards:
+        it is not read (its bookkeeping is elsewhere), but it must not look
+        like a signature that never existed either."""
+        old = keys.legacy_signature(signature_id)
+        if await self._read(lambda: self.redis.exists(old)):
+            raise CorruptSignatureError(
+                f"signature {signature_id} is stored in mageflow's old key "
+                f"layout ({old}, schema 1), which this version does not read. "
+                "Let the old workers finish their workflows before upgrading, "
+                "or remove the old keys: see 'Migrating from schema 1' in "
+                "docs/operations.md.",
+                key=old,
+                signature_id=signature_id,
+            )
 
     # --- the run path ---------------------------------------------------------
 
@@ -268,7 +335,13 @@ class SignatureStore:
         namespace ``task`` carries, which a stored name may lack.
         """
         key = keys.signature(signature_id)
-        keys_ = [key, keys.DUE, keys.LEASES]
+        shard = keys.shard_of(signature_id)
+        keys_ = [
+            key,
+            keys.index(Index.DUE, shard),
+            keys.index(Index.LEASES, shard),
+            keys.due_messages(shard),
+        ]
         args: list[Any] = [
             token,
             message,
@@ -281,7 +354,6 @@ class SignatureStore:
             _now_iso(),
         ]
         if first_step is not None:
-            keys_.append(keys.signature(first_step))
             args += [first_step, self.ttl.grace_ms]
         else:
             args += ["", 0]
@@ -289,6 +361,7 @@ class SignatureStore:
         reply = await self._call("ACTIVATE", keys_, args)
         word, payload = text(reply[0]), reply[1]
         if word == "missing":
+            await self._refuse_legacy(signature_id)
             raise SignatureNotFoundError(
                 f"signature {signature_id} does not exist: it was removed or it "
                 "expired, so this run did nothing. Raise TTLConfig(active=...) "
@@ -335,7 +408,26 @@ class SignatureStore:
         (:data:`~mageflow.store.scripts.FINISH_ITEM`) and comes back as
         :attr:`Finish.step`.
         """
-        keys_ = [keys.signature(signature_id), keys.OWED, keys.LEASES, keys.DUE]
+        shard = keys.shard_of(signature_id)
+        keys_ = [
+            keys.signature(signature_id),
+            keys.index(Index.OWED, shard),
+            keys.index(Index.LEASES, shard),
+            keys.index(Index.DUE, shard),
+            keys.due_messages(shard),
+        ]
+        local = [c for c in callbacks if keys.shard_of(c) == shard]
+        remote: list[CallbackTarget] = []
+        remote_bad: tuple[BadTarget, ...] = ()
+        if len(local) < len(callbacks):
+            # Callbacks signed on their own live in other shards: read what
+            # starting them needs first, so their starts are owed here.
+            remote_ids = [c for c in callbacks if keys.shard_of(c) != shard]
+            found, remote_bad = await self.targets(remote_ids)
+            remote = list(found)
+        pairs: list[str] = []
+        for target in remote:
+            pairs += [target.id, target.return_field or DEFAULT_RESULT_FIELD]
         args: list[Any] = [
             token,
             status.value,
@@ -347,14 +439,20 @@ class SignatureStore:
             self.ttl.grace_ms,
             signature_id,
         ]
-        if swarm_id is None:
+        if swarm_id is None or keys.shard_of(swarm_id) != shard:
+            # An item of a swarm in another shard finishes alone; its swarm
+            # hears of it next, from the caller (the completion is owed).
             reply = await self._call(
                 "FINISH",
-                [*keys_, *map(keys.signature, callbacks)],
-                [*args, *callbacks],
+                [*keys_, *map(keys.signature, local)],
+                [*args, "", *local, *pairs],
             )
             return self._finish(
-                json.loads(text(reply)), signature_id, callbacks, sent=alone
+                json.loads(text(reply)),
+                signature_id,
+                local,
+                (remote, remote_bad),
+                sent=alone and swarm_id is None,
             )
         reply = await self._call(
             "FINISH_ITEM",
@@ -366,17 +464,21 @@ class SignatureStore:
                 keys.swarm_results(swarm_id),
                 keys.swarm_next(swarm_id),
                 keys.swarm_items(swarm_id),
-                *map(keys.signature, callbacks),
+                keys.swarm_starts(swarm_id),
+                keys.swarm_positions(swarm_id),
+                *map(keys.signature, local),
             ],
-            [*args, self.ttl.active_ms, *callbacks],
+            [*args, self.ttl.active_ms, *local, *pairs],
         )
         reply = json.loads(text(reply))
-        finished = self._finish(reply[0], signature_id, callbacks, sent=False)
+        finished = self._finish(
+            reply[0], signature_id, local, (remote, remote_bad), sent=False
+        )
         if not reply[1] or text(reply[1][0]) in ("missing", "corrupt"):
             # The outcome is recorded; its swarm could not be told (it is
             # gone or damaged): left owed, for the caller to report.
             return finished
-        step = self._swarm_step(reply[1], swarm_id)
+        step = await self._swarm_step(reply[1], swarm_id)
         return dataclasses.replace(finished, sent=text(reply[2]) == "1", step=step)
 
     def _finish(
@@ -384,6 +486,7 @@ class SignatureStore:
         reply: Sequence[Any],
         signature_id: str,
         callbacks: Sequence[str],
+        remote: tuple[Sequence[CallbackTarget], Sequence[BadTarget]],
         *,
         sent: bool,
     ) -> Finish:
@@ -394,7 +497,7 @@ class SignatureStore:
         if verdict is not FinishVerdict.FIRE:
             return Finish(verdict)
         good, bad = self._targets(callbacks, reply[1])
-        return Finish(verdict, good, bad, sent=sent)
+        return Finish(verdict, (*good, *remote[0]), (*bad, *remote[1]), sent=sent)
 
     def _targets(
         self, ids: Sequence[str], replies: Sequence[Any]
@@ -416,15 +519,29 @@ class SignatureStore:
         that are not mageflow records come second."""
         if not ids:
             return (), ()
-        replies = await self._call("TARGETS", list(map(keys.signature, ids)), [])
-        return self._targets(ids, replies)
+        groups = list(by_shard(ids).values())
+        replies = await asyncio.gather(
+            *(self._call("TARGETS", list(map(keys.signature, g)), []) for g in groups)
+        )
+        described = dict(
+            zip(
+                (i for g in groups for i in g),
+                (r for reply in replies for r in reply),
+                strict=True,
+            )
+        )
+        return self._targets(ids, [described[i] for i in ids])
 
     async def mark_sent(self, signature_id: str) -> None:
         """Record that the outcome's callbacks were dispatched and its
         container told: its completion is no longer owed."""
         await self._call(
             "MARK_SENT",
-            [keys.signature(signature_id), keys.OWED, keys.LEASES],
+            [
+                keys.signature(signature_id),
+                keys.index_of(Index.OWED, signature_id),
+                keys.index_of(Index.LEASES, signature_id),
+            ],
             [signature_id],
         )
 
@@ -432,7 +549,7 @@ class SignatureStore:
         """Give up the hold of an attempt that ends without an outcome."""
         released = await self._call(
             "RELEASE",
-            [keys.signature(signature_id), keys.LEASES],
+            [keys.signature(signature_id), keys.index_of(Index.LEASES, signature_id)],
             [token, signature_id],
         )
         return bool(released)
@@ -442,21 +559,44 @@ class SignatureStore:
         return the ids that are."""
         if not held:
             return set()
-        args: list[Any] = [now_ms() + self.ttl.lease_ms]
-        for signature_id, token in held:
-            args += [signature_id, token]
-        reply = await self._call(
-            "RENEW",
-            [keys.LEASES, *(keys.signature(sid) for sid, _ in held)],
-            args,
-        )
-        return {text(x) for x in reply}
+        ends = now_ms() + self.ttl.lease_ms
+        groups: dict[int, list[tuple[str, str]]] = {}
+        for pair in held:
+            groups.setdefault(keys.shard_of(pair[0]), []).append(pair)
 
-    async def mark_due(self, signature_id: str, message: str) -> bool:
-        """Record a start about to be sent, so a lost one is sent again."""
+        async def renew(shard: int, pairs: list[tuple[str, str]]) -> Any:
+            args: list[Any] = [ends]
+            for signature_id, token in pairs:
+                args += [signature_id, token]
+            return await self._call(
+                "RENEW",
+                [
+                    keys.index(Index.LEASES, shard),
+                    *(keys.signature(sid) for sid, _ in pairs),
+                ],
+                args,
+            )
+
+        replies = await asyncio.gather(*(renew(*group) for group in groups.items()))
+        return {text(x) for reply in replies for x in reply}
+
+    async def mark_due(
+        self, signature_id: str, message: str, *, relayed: bool = False
+    ) -> bool:
+        """Record a start about to be sent, so a lost one is sent again.
+
+        ``relayed``: recovery moves a start owed in another shard here; it
+        is no start of a workflow's root, and a paused signature keeps it.
+        """
+        shard = keys.shard_of(signature_id)
         reply = await self._call(
             "MARK_DUE",
-            [keys.signature(signature_id), keys.DUE, keys.ROOTS],
+            [
+                keys.signature(signature_id),
+                keys.index(Index.DUE, shard),
+                keys.index(Index.ROOTS, shard),
+                keys.due_messages(shard),
+            ],
             [
                 signature_id,
                 message,
@@ -465,6 +605,8 @@ class SignatureStore:
                 time.time_ns() // 1000,
                 self.ttl.active_ms * 1000,
                 keys.ROOTS_LIMIT,
+                "0" if relayed else "1",
+                "1" if relayed else "0",
             ],
         )
         if text(reply[0]) in ("missing", "corrupt"):
@@ -480,10 +622,7 @@ class SignatureStore:
         children: dict[str, list[str]] = {}
         level = [signature_id]
         while level:
-            level_keys = []
-            for node in level:
-                level_keys += [keys.signature(node), keys.swarm_items(node)]
-            replies = await self._call("TREE", level_keys, [])
+            replies = await self._tree(level)
             following: list[str] = []
             for node, reply in zip(level, replies, strict=True):
                 below = [text(x) for x in reply[1:] if text(x) not in children]
@@ -500,13 +639,78 @@ class SignatureStore:
             stack.extend(reversed(children.get(node, [])))
         return ordered
 
-    async def pause(self, signature_ids: Sequence[str]) -> list[Transition | None]:
-        """Move each to ``suspended``, in one step: the first must be able
-        to (else it raises and nothing changed); each other that cannot (it
-        ended, it is gone) is ``None``."""
-        replies = await self._call(
-            "PAUSE", list(map(keys.signature, signature_ids)), []
+    async def _tree(self, level: Sequence[str], callbacks: bool = False) -> list[Any]:
+        """One level of :data:`scripts.TREE`, one call per shard at once."""
+        groups = list(by_shard(level).values())
+
+        def keys_of(group: list[str]) -> list[str]:
+            out: list[str] = []
+            for node in group:
+                out += [keys.signature(node), keys.swarm_items(node)]
+            return out
+
+        replies = await asyncio.gather(
+            *(
+                self._call("TREE", keys_of(group), ["1" if callbacks else "0"])
+                for group in groups
+            )
         )
+        found = dict(
+            zip(
+                (i for g in groups for i in g),
+                (r for reply in replies for r in reply),
+                strict=True,
+            )
+        )
+        return [found[node] for node in level]
+
+    async def _per_shard(
+        self,
+        name: str,
+        signature_ids: Sequence[str],
+        make: Callable[[int, list[str], bool], tuple[list[str], list[Any]]],
+        *,
+        retry: bool = True,
+    ) -> list[Any]:
+        """Run batch script ``name`` once per shard of ``signature_ids``;
+        the replies in the order of ``signature_ids``.
+
+        The first id is the one asked for: its shard goes first, alone, and
+        when its reply is not ``ok`` the others do not go (nothing changed,
+        as in one script). The other shards then go together, each entry on
+        its own (``make``'s flag is whether the group starts with the first).
+        """
+        if not signature_ids:
+            return []
+        groups = by_shard(signature_ids)
+        first = keys.shard_of(signature_ids[0])
+        head_ids = groups.pop(first)
+        head = await self._call(name, *make(first, head_ids, True), retry=retry)
+        replies: dict[str, Any] = dict(zip(head_ids, head, strict=False))
+        if len(head) < len(head_ids) or not groups:
+            return [replies[i] for i in signature_ids if i in replies]
+        rest = list(groups.items())
+        tails = await asyncio.gather(
+            *(
+                self._call(name, *make(shard, ids, False), retry=retry)
+                for shard, ids in rest
+            )
+        )
+        for (_, ids), tail in zip(rest, tails, strict=True):
+            replies.update(zip(ids, tail, strict=True))
+        return [replies[i] for i in signature_ids]
+
+    async def pause(self, signature_ids: Sequence[str]) -> list[Transition | None]:
+        """Move each to ``suspended``, in one step per shard: the first must
+        be able to (else it raises and nothing changed); each other that
+        cannot (it ended, it is gone) is ``None``."""
+
+        def make(
+            shard: int, ids: list[str], first: bool
+        ) -> tuple[list[str], list[Any]]:
+            return list(map(keys.signature, ids)), ["1" if first else "0"]
+
+        replies = await self._per_shard("PAUSE", signature_ids, make)
         return self._each(replies, signature_ids, "pause", self._transition)
 
     async def stop(
@@ -516,12 +720,24 @@ class SignatureStore:
     ) -> list[Transition | None]:
         """Move each to ``canceled`` (or ``interrupted``), with a swarm's
         keys, in one step (the first, as :meth:`pause`)."""
-        record_keys = [keys.LEASES, keys.DUE]
-        for signature_id in signature_ids:
-            record_keys += [keys.signature(signature_id), *keys.swarm_aux(signature_id)]
-        replies = await self._call(
-            "STOP", record_keys, [self.ttl.done_ms, final.value, *signature_ids]
-        )
+
+        def make(
+            shard: int, ids: list[str], first: bool
+        ) -> tuple[list[str], list[Any]]:
+            record_keys = [
+                keys.index(Index.LEASES, shard),
+                keys.index(Index.DUE, shard),
+                keys.due_messages(shard),
+            ]
+            for signature_id in ids:
+                record_keys += [
+                    keys.signature(signature_id),
+                    *keys.swarm_aux(signature_id),
+                ]
+            args = [self.ttl.done_ms, final.value, "1" if first else "0", *ids]
+            return record_keys, args
+
+        replies = await self._per_shard("STOP", signature_ids, make)
         return self._each(replies, signature_ids, "stop", self._transition)
 
     def _each(
@@ -574,12 +790,21 @@ class SignatureStore:
     async def resume(self, signature_ids: Sequence[str]) -> list[Resumption | None]:
         """Leave ``suspended``, each in one step (the first, as
         :meth:`pause`); say what the caller must now dispatch."""
-        replies = await self._call(
-            "RESUME",
-            [keys.OWED, keys.DUE, *map(keys.signature, signature_ids)],
-            [self.ttl.done_ms, now_ms(), self.ttl.grace_ms, *signature_ids],
-            retry=False,
-        )
+        now = now_ms()
+
+        def make(
+            shard: int, ids: list[str], first: bool
+        ) -> tuple[list[str], list[Any]]:
+            record_keys = [
+                keys.index(Index.OWED, shard),
+                keys.index(Index.DUE, shard),
+                keys.due_messages(shard),
+                *map(keys.signature, ids),
+            ]
+            args = [self.ttl.done_ms, now, self.ttl.grace_ms, "1" if first else "0"]
+            return record_keys, [*args, *ids]
+
+        replies = await self._per_shard("RESUME", signature_ids, make, retry=False)
         return self._each(replies, signature_ids, "resume", self._resumption)
 
     def _resumption(
@@ -615,12 +840,26 @@ class SignatureStore:
         :raises InvalidTransitionError: a record is no longer what the plan
             saw (``status``: what it is now); nothing was changed.
         """
-        record_keys = [keys.DUE, keys.OWED, keys.LEASES]
-        args: list[Any] = [now_ms(), self.ttl.grace_ms, self.ttl.active_ms, _now_iso()]
+        groups: dict[int, tuple[list[str], list[Any]]] = {}
+
+        def group(shard: int) -> tuple[list[str], list[Any]]:
+            if shard not in groups:
+                groups[shard] = (
+                    [
+                        keys.index(Index.DUE, shard),
+                        keys.index(Index.OWED, shard),
+                        keys.index(Index.LEASES, shard),
+                        keys.due_messages(shard),
+                    ],
+                    [],
+                )
+            return groups[shard]
+
         for step in plan:
             if isinstance(step, Reset):
+                record_keys, ops = group(keys.shard_of(step.signature_id))
                 record_keys.append(keys.signature(step.signature_id))
-                args += [
+                ops += [
                     "r",
                     step.signature_id,
                     step.expect.value,
@@ -628,6 +867,7 @@ class SignatureStore:
                     step.message or "",
                 ]
             else:
+                record_keys, ops = group(keys.shard_of(step.swarm_id))
                 record_keys += [
                     keys.signature(step.swarm_id),
                     keys.swarm_queue(step.swarm_id),
@@ -635,11 +875,35 @@ class SignatureStore:
                     keys.swarm_results(step.swarm_id),
                     keys.swarm_next(step.swarm_id),
                     keys.swarm_items(step.swarm_id),
+                    keys.swarm_starts(step.swarm_id),
                 ]
-                args += ["s", step.swarm_id, "1" if step.fill else "0", len(step.items)]
+                ops += ["s", step.swarm_id, "1" if step.fill else "0", len(step.items)]
                 for position, item in step.items:
-                    args += [position, item]
-        reply = await self._call("RETRY", record_keys, args, retry=False)
+                    ops += [position, item]
+        head = [now_ms(), self.ttl.grace_ms, self.ttl.active_ms, _now_iso()]
+        if len(groups) > 1:
+            # A plan over several shards: every shard checks first, so a
+            # record that moved anywhere still changes nothing.
+            checks = await asyncio.gather(
+                *(
+                    self._call("RETRY", ks, [*head, "1", *ops], retry=False)
+                    for ks, ops in groups.values()
+                )
+            )
+            for reply in checks:
+                self._changed(reply)
+        replies = await asyncio.gather(
+            *(
+                self._call("RETRY", ks, [*head, "0", *ops], retry=False)
+                for ks, ops in groups.values()
+            )
+        )
+        for reply in replies:
+            self._changed(reply)
+        return [(text(pair[0]), text(pair[1])) for r in replies for pair in r[1]]
+
+    @staticmethod
+    def _changed(reply: Sequence[Any]) -> None:
         if text(reply[0]) == "changed":
             signature_id, now = text(reply[1]), text(reply[2])
             raise InvalidTransitionError(
@@ -649,39 +913,85 @@ class SignatureStore:
                 status=now,
                 action="retry",
             )
-        return [(text(pair[0]), text(pair[1])) for pair in reply[1]]
 
     async def remove(self, signature_id: str) -> int:
-        """Delete the signature, its callbacks and children; count the keys."""
-        removed = await self._call(
-            "REMOVE",
-            [keys.DUE, keys.OWED, keys.LEASES, keys.ROOTS],
-            [f"{keys.PREFIX}:", signature_id],
+        """Delete the signature, its callbacks and children; count the keys.
+
+        What it reaches is read first, one level per round trip (one script
+        per shard of the level), then each shard deletes its part in one
+        step. Run again
+        after a failure, it finishes the job."""
+        seen: list[str] = []
+        level = [signature_id]
+        while level:
+            level = [i for i in dict.fromkeys(level) if i not in seen]
+            following: list[str] = []
+            for node, reply in zip(level, await self._tree(level, True), strict=True):
+                if text(reply[0]) == "":
+                    continue  # gone, or a key that is not a hash: not ours
+                seen.append(node)
+                following += [text(x) for x in reply[1:]]
+            level = following
+        aux = len(keys.swarm_aux(""))
+
+        async def delete(shard: int, ids: list[str]) -> int:
+            doomed = [
+                *(keys.index(which, shard) for which in _REMOVED_FROM),
+                keys.due_messages(shard),
+            ]
+            for node in ids:
+                doomed += [keys.signature(node), *keys.swarm_aux(node)]
+            return int(await self._call("REMOVE", doomed, [aux, *ids]))
+
+        counts = await asyncio.gather(
+            *(delete(shard, ids) for shard, ids in by_shard(seen).items())
         )
-        return int(removed)
+        return sum(counts)
 
     # --- recovery ---------------------------------------------------------------
 
-    async def claim_overdue(self, index: str, before_ms: int, limit: int) -> list[str]:
-        """Take up to ``limit`` entries of ``index`` scored before
-        ``before_ms`` and push them back by the grace, atomically."""
-        reply = await self._call(
-            "CLAIM", [index], [before_ms, now_ms() + self.ttl.grace_ms, limit]
+    async def claim_overdue(
+        self, index: Index, before_ms: int, limit: int
+    ) -> list[Entry]:
+        """Take up to ``limit`` entries of each shard's ``index`` scored
+        before ``before_ms`` and push them back by the grace, atomically."""
+        later = now_ms() + self.ttl.grace_ms
+        replies = await asyncio.gather(
+            *(
+                self._call(
+                    "CLAIM", [keys.index(index, shard)], [before_ms, later, limit]
+                )
+                for shard in range(keys.SHARDS)
+            )
         )
-        return [text(x) for x in reply]
+        return [
+            Entry(shard, text(x)) for shard, reply in enumerate(replies) for x in reply
+        ]
 
-    async def expired_leases(self, before_ms: int, limit: int) -> list[str]:
+    async def expired_leases(self, before_ms: int, limit: int) -> list[Entry]:
         """Held signatures whose lease ran out before ``before_ms``.
 
         Read, not claimed: a lease's score *is* its expiry, so pushing it
         back would make a dead holder look alive. Taking one over is the
         atomic step (:meth:`take_over`)."""
-        raw = await self._read(
-            lambda: self.redis.zrangebyscore(
-                keys.LEASES, "-inf", before_ms, start=0, num=limit
-            )
-        )
-        return [text(x) for x in raw]
+
+        async def read() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=False)
+            for shard in range(keys.SHARDS):
+                pipe.zrangebyscore(
+                    keys.index(Index.LEASES, shard),
+                    "-inf",
+                    before_ms,
+                    start=0,
+                    num=limit,
+                )
+            result: list[Any] = await pipe.execute()
+            return result
+
+        replies = await self._read(read)
+        return [
+            Entry(shard, text(x)) for shard, reply in enumerate(replies) for x in reply
+        ]
 
     async def take_over(self, signature_id: str, holder: str) -> int | None:
         """Free a signature whose holder ``holder`` is gone (its lease ran
@@ -689,10 +999,16 @@ class SignatureStore:
         someone else now or moved on."""
         reply = await self._call(
             "TAKE_OVER",
-            [keys.signature(signature_id), keys.LEASES],
+            [keys.signature(signature_id), keys.index_of(Index.LEASES, signature_id)],
             [holder, signature_id],
         )
         return None if reply is None else int(reply)
+
+    async def due_message(self, entry: Entry) -> str | None:
+        """The message of an owed start (``entry`` of :attr:`Index.DUE`)."""
+        key = keys.due_messages(entry.shard)
+        raw = await self._read(lambda: self.redis.hget(key, entry.signature_id))
+        return None if raw is None else text(raw)
 
     async def count_resend(self, signature_id: str) -> int:
         """Count one more start sent by recovery; return the count."""
@@ -700,20 +1016,52 @@ class SignatureStore:
         count: int = await self._read(lambda: self.redis.hincrby(key, "resends", 1))
         return count
 
-    async def forget(self, index: str, signature_id: str) -> None:
+    async def forget(self, index: Index, entry: Entry) -> None:
         """Drop a stale entry (its record is gone or moved on)."""
-        await self._read(lambda: self.redis.zrem(index, signature_id))
+        key = keys.index(index, entry.shard)
+        if index is not Index.DUE:
+            await self._read(lambda: self.redis.zrem(key, entry.signature_id))
+            return
+
+        async def both() -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zrem(key, entry.signature_id)
+            pipe.hdel(keys.due_messages(entry.shard), entry.signature_id)
+            await pipe.execute()
+
+        await self._read(both)
 
     async def roots(self, offset: int = 0, count: int = 50) -> list[tuple[str, float]]:
         """``(id, started at, seconds since the epoch)`` of the workflows
         started from outside any workflow, newest first; ``count`` from
         ``offset``. Entries may name records that expired since."""
-        reply = await self._read(
-            lambda: self.redis.zrevrange(
-                keys.ROOTS, offset, offset + count - 1, withscores=True
-            )
+
+        # Each shard lists its own: the newest offset + count of each, merged.
+        async def read() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=False)
+            for shard in range(keys.SHARDS):
+                pipe.zrevrange(
+                    keys.index(Index.ROOTS, shard),
+                    0,
+                    offset + count - 1,
+                    withscores=True,
+                )
+            result: list[Any] = await pipe.execute()
+            return result
+
+        replies = await self._read(read)
+        merged = sorted(
+            (
+                (text(member), float(score))
+                for reply in replies
+                for member, score in reply
+            ),
+            key=lambda pair: (pair[1], pair[0]),
+            reverse=True,
         )
-        return [(text(member), float(score) / 1e6) for member, score in reply]
+        return [
+            (member, score / 1e6) for member, score in merged[offset : offset + count]
+        ]
 
     async def load_records(
         self, signature_ids: Sequence[str]
@@ -743,9 +1091,17 @@ class SignatureStore:
             for reply in replies
         ]
 
-    async def index_size(self, index: str) -> int:
-        size: int = await self._read(lambda: self.redis.zcard(index))
-        return size
+    async def index_size(self, index: Index) -> int:
+        """How many entries ``index`` holds, over every shard."""
+
+        async def read() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=False)
+            for shard in range(keys.SHARDS):
+                pipe.zcard(keys.index(index, shard))
+            result: list[Any] = await pipe.execute()
+            return result
+
+        return sum(int(n) for n in await self._read(read))
 
     # --- swarms ---------------------------------------------------------------
 
@@ -756,9 +1112,9 @@ class SignatureStore:
         keys_: Sequence[str],
         args: Sequence[Any],
     ) -> SwarmStep:
-        return self._swarm_step(await self._call(script, keys_, args), swarm_id)
+        return await self._swarm_step(await self._call(script, keys_, args), swarm_id)
 
-    def _swarm_step(self, reply: Sequence[Any], swarm_id: str) -> SwarmStep:
+    async def _swarm_step(self, reply: Sequence[Any], swarm_id: str) -> SwarmStep:
         word = text(reply[0])
         if word in ("missing", "corrupt"):
             self._problem(reply, swarm_id, "change swarm")
@@ -772,21 +1128,57 @@ class SignatureStore:
             SwarmVerdict.REFUSED,
         ):
             return SwarmStep(verdict, id_list, input=text(payload))
+        # An item the swarm holds no start for (queued again by a retry, or
+        # a replay's successor) is read from its own record.
+        unknown = [i for i, d in zip(id_list, described, strict=True) if _unknown(d)]
+        read: dict[str, Any] = {}
+        if unknown:
+            groups = list(by_shard(unknown).values())
+            replies = await asyncio.gather(
+                *(
+                    self._call("TARGETS", list(map(keys.signature, g)), [])
+                    for g in groups
+                )
+            )
+            read = dict(
+                zip(
+                    (i for g in groups for i in g),
+                    (r for rs in replies for r in rs),
+                    strict=True,
+                )
+            )
+        described = [read.get(i, d) for i, d in zip(id_list, described, strict=True)]
         good, bad = self._targets(id_list, described)
         message = loads_outcome(keys.signature(swarm_id), text(payload))
         return SwarmStep(verdict, id_list, good, message, bad)
+
+    def _swarm_keys(self, swarm_id: str, *parts: str) -> list[str]:
+        shard = keys.shard_of(swarm_id)
+        named = {
+            "queue": keys.swarm_queue,
+            "running": keys.swarm_running,
+            "results": keys.swarm_results,
+            "next": keys.swarm_next,
+            "items": keys.swarm_items,
+            "starts": keys.swarm_starts,
+            "positions": keys.swarm_positions,
+        }
+        out = [keys.signature(swarm_id)]
+        for part in parts:
+            if part == "due":
+                out.append(keys.index(Index.DUE, shard))
+            elif part == "dmsgs":
+                out.append(keys.due_messages(shard))
+            else:
+                out.append(named[part](swarm_id))
+        return out
 
     async def swarm_start(self, swarm_id: str, message: str) -> SwarmStep:
         """Activate (or refill) a swarm: start what its free slots allow."""
         return await self._swarm(
             "SWARM_START",
             swarm_id,
-            [
-                keys.signature(swarm_id),
-                keys.swarm_queue(swarm_id),
-                keys.swarm_running(swarm_id),
-                keys.DUE,
-            ],
+            self._swarm_keys(swarm_id, "queue", "running", "due", "dmsgs", "starts"),
             [
                 message,
                 _now_iso(),
@@ -807,7 +1199,23 @@ class SignatureStore:
     ) -> SwarmStep:
         """Write and append items in order; start those that fit. ``close``:
         and take no more after them, in the same step. ``join`` (a root
-        task's start): an item that is in this swarm already is skipped."""
+        task's start): an item that is in this swarm already is skipped.
+
+        An item of another shard (signed on its own) is first made the
+        swarm's in its own shard (:data:`scripts.CLAIM_ITEMS`), then added;
+        if the swarm then refuses, it is given back."""
+        shard = keys.shard_of(swarm_id)
+        remote = [item for item in items if keys.shard_of(item.id) != shard]
+        starts: dict[str, str] = {}
+        if remote:
+            starts = await self._claim_items(swarm_id, remote)
+        local = [item for item in items if keys.shard_of(item.id) == shard]
+        batch = [
+            [item.id, "remote", {}, starts[item.id]]
+            if item.id in starts
+            else [item.id, _mode(item), item.fields]
+            for item in items
+        ]
         args: list[Any] = [
             self.ttl.active_ms,
             now_ms(),
@@ -815,22 +1223,84 @@ class SignatureStore:
             swarm_id,
             uuid.uuid4().hex,  # this call, so a retry of it is not a second add
             "1" if close else "0",
-            dumps([[item.id, _mode(item), item.fields] for item in items]),
+            dumps(batch),
             "1" if join else "0",
         ]
-        return await self._swarm(
-            "SWARM_ADD",
-            swarm_id,
-            [
-                keys.signature(swarm_id),
-                keys.swarm_items(swarm_id),
-                keys.swarm_queue(swarm_id),
-                keys.swarm_running(swarm_id),
-                keys.DUE,
-                *(keys.signature(item.id) for item in items),
-            ],
-            args,
+        try:
+            step = await self._swarm(
+                "SWARM_ADD",
+                swarm_id,
+                [
+                    *self._swarm_keys(
+                        swarm_id,
+                        "items",
+                        "queue",
+                        "running",
+                        "due",
+                        "dmsgs",
+                        "starts",
+                        "positions",
+                    ),
+                    *(keys.signature(item.id) for item in local),
+                ],
+                args,
+            )
+        except BaseException:
+            if remote:
+                await self._unclaim_items(swarm_id, remote)
+            raise
+        if remote and step.verdict in (
+            SwarmVerdict.CLOSED,
+            SwarmVerdict.FULL,
+            SwarmVerdict.REFUSED,
+        ):
+            await self._unclaim_items(swarm_id, remote)
+        return step
+
+    async def _claim_items(
+        self, swarm_id: str, items: Sequence[Write]
+    ) -> dict[str, str]:
+        """Make ``items`` (of other shards than the swarm's) the swarm's, in
+        their shards; what starting each needs, by id."""
+        groups: dict[int, list[Write]] = {}
+        for item in items:
+            groups.setdefault(keys.shard_of(item.id), []).append(item)
+
+        async def claim(shard: int, group: list[Write]) -> list[Any]:
+            reply = await self._call(
+                "CLAIM_ITEMS",
+                [keys.due_messages(shard), *(keys.signature(i.id) for i in group)],
+                [swarm_id, dumps([[i.id, i.fields] for i in group])],
+            )
+            if text(reply[0]) == "refused":
+                signature_id, why = text(reply[1][0]), text(reply[2])
+                raise InvalidTransitionError(
+                    f"cannot use signature {signature_id} here: {why}. Sign the "
+                    "task again for a new signature.",
+                    signature_id=signature_id,
+                    action="claim",
+                )
+            return list(zip((i.id for i in group), map(text, reply[1]), strict=True))
+
+        results = await asyncio.gather(
+            *(claim(*group) for group in groups.items()), return_exceptions=True
         )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            await self._unclaim_items(swarm_id, items)
+            raise failed[0]
+        return {
+            i: start
+            for pairs in results
+            if isinstance(pairs, list)
+            for i, start in pairs
+        }
+
+    async def _unclaim_items(self, swarm_id: str, items: Sequence[Write]) -> None:
+        for ids in by_shard(item.id for item in items).values():
+            await self._call(
+                "UNCLAIM_ITEMS", list(map(keys.signature, ids)), [swarm_id]
+            )
 
     async def swarm_item_done(
         self, swarm_id: str, item_id: str, status: SignatureStatus, outcome: str
@@ -839,16 +1309,18 @@ class SignatureStore:
         return await self._swarm(
             "SWARM_ITEM_DONE",
             swarm_id,
-            [
-                keys.signature(swarm_id),
-                keys.swarm_queue(swarm_id),
-                keys.swarm_running(swarm_id),
-                keys.swarm_results(swarm_id),
-                keys.swarm_next(swarm_id),
-                keys.signature(item_id),
-                keys.DUE,
-                keys.swarm_items(swarm_id),
-            ],
+            self._swarm_keys(
+                swarm_id,
+                "queue",
+                "running",
+                "results",
+                "next",
+                "items",
+                "due",
+                "dmsgs",
+                "starts",
+                "positions",
+            ),
             [
                 item_id,
                 status.value,
@@ -864,7 +1336,11 @@ class SignatureStore:
         return await self._swarm(
             "SWARM_CLOSE",
             swarm_id,
-            [keys.signature(swarm_id), *keys.swarm_aux(swarm_id), keys.OWED],
+            [
+                keys.signature(swarm_id),
+                *keys.swarm_aux(swarm_id),
+                keys.index_of(Index.OWED, swarm_id),
+            ],
             [self.ttl.done_ms, now_ms(), self.ttl.grace_ms, swarm_id],
         )
 
@@ -894,13 +1370,24 @@ class SignatureStore:
     ) -> Handover:
         """Hand the task held by ``token`` over to ``work_id`` (its
         continuation, at ``depth``), and owe the work's start: one step."""
+        shard = keys.shard_of(task_id)
+        if keys.shard_of(work_id) != shard:
+            return Handover(
+                HandoverVerdict.REFUSED,
+                reason=(
+                    f"signature {work_id} was signed outside this task's run, "
+                    "so it is stored in another shard than the task; sign the "
+                    "work inside the task (then it is stored next to it)"
+                ),
+            )
         reply = await self._call(
             "HANDOVER",
             [
                 keys.signature(task_id),
                 keys.signature(work_id),
-                keys.DUE,
-                keys.LEASES,
+                keys.index(Index.DUE, shard),
+                keys.index(Index.LEASES, shard),
+                keys.due_messages(shard),
             ],
             [token, task_id, work_id, now_ms(), self.ttl.grace_ms, depth],
         )
@@ -938,8 +1425,8 @@ class SignatureStore:
             "ROOT_DONE",
             [
                 keys.signature(task_id),
-                keys.OWED,
-                keys.LEASES,
+                keys.index_of(Index.OWED, task_id),
+                keys.index_of(Index.LEASES, task_id),
                 keys.signature(swarm_id),
                 *keys.swarm_aux(swarm_id),
             ],
@@ -956,6 +1443,19 @@ class SignatureStore:
         if text(reply[0]) in ("missing", "corrupt"):
             self._problem(reply, task_id, "settle the root")
         return RootVerdict(text(reply[0]))
+
+
+def _unknown(described: Any) -> bool:
+    """Whether a swarm script described an item as ``{'?'}``: not known."""
+    return (
+        isinstance(described, list | tuple)
+        and len(described) == 1
+        and text(described[0]) == "?"
+    )
+
+
+_REMOVED_FROM = (Index.DUE, Index.OWED, Index.LEASES, Index.ROOTS)
+"""The indexes a removed signature leaves, in :data:`scripts.REMOVE`'s order."""
 
 
 _ALLOWED = {

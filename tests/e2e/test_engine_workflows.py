@@ -33,6 +33,7 @@ from e2e_helpers import (
 from redis.asyncio import Redis
 
 from mageflow import SignatureStatus, TaskError
+from mageflow.store import keys
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
@@ -199,7 +200,7 @@ async def test_paused_delivery_is_recorded_and_resume_runs_exactly_it(
     run_id = await signature.aio_run_no_wait({"key": k})
     # the run goes through the engine and ends without running the function
     await within(tasks.hatchet.runs.get_run_ref(run_id).aio_result())
-    recorded = await redis.hget(f"mageflow:sig:{signature.id}", "msg")
+    recorded = await redis.hget(keys.signature(signature.id), "msg")
     assert recorded is not None, "the delivery was not recorded"
     assert json.loads(recorded) == {
         "key": k,
