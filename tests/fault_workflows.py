@@ -2,7 +2,7 @@
 
 Used by tests/test_faults.py in the test process and in the child processes
 it kills, so both declare the same tasks. Everything a task does is written
-to Redis under ``faulttest:``, next to mageflow's own keys, so a process
+to Redis under ``faulttest:{ft}:`` (one hash slot on a cluster), next to mageflow's own keys, so a process
 that is killed leaves its marks behind:
 
 * ``faulttest:runs`` counts the body runs of each signature;
@@ -34,7 +34,7 @@ from mageflow.engine.signing import child_id
 from mageflow.engine.swarm import ITEM_OK
 from mageflow.tree import TreeNode, build_tree
 
-PREFIX = "faulttest"
+PREFIX = "faulttest:{ft}"  # one hash tag: its scripts touch several keys
 
 _ENTER = """
 -- Once per body run, even if a lost reply makes the caller send it again.
@@ -225,6 +225,7 @@ SHAPES = (
     "root",
     "continuation",
     "swarm-item-callbacks",
+    "cross-shard",
 )
 
 ROOT_CAP = 5
@@ -356,6 +357,27 @@ async def build(
             {tag: 3},
             per_item,
         )
+    if shape == "cross-shard":
+        # Every part signed in a shard of its own, then linked: each link is
+        # a transition across slots (a chain step's start, a swarm's items,
+        # the callbacks), done as separate steps per shard.
+        def move() -> None:
+            client.engine.signer.next_shard()
+
+        tag = "spread"
+        items = []
+        for i in range(6):
+            move()
+            items.append(await one(i, chosen=i == 2, tag=tag))
+        swarm = await client.swarm(items, max_concurrency=2)
+        await swarm.close()
+        move()
+        first = await one(1)
+        move()
+        last = await client.sign("count")
+        move()
+        chain = await client.chain([first, swarm, last], success=success, error=error)
+        return Built(shape, chain.id, success.id, error.id, {"n": 6}, {tag: 2})
     raise ValueError(shape)
 
 
@@ -448,6 +470,6 @@ async def received(client: HatchetMageflow, callback_id: str) -> Any:
 
 async def reset(redis: Redis) -> None:
     """Forget every mark (each run of a case starts clean)."""
-    found = [key async for key in redis.scan_iter(f"{PREFIX}:*")]
+    found = [key async for key in redis.scan_iter("faulttest:*")]
     if found:
         await redis.delete(*found)
