@@ -48,7 +48,8 @@ def script_names() -> dict[str, str]:
     for name in dir(scripts):
         value = getattr(scripts, name)
         if name.isupper() and not name.startswith("_") and isinstance(value, str):
-            names[hashlib.sha1(value.encode()).hexdigest()] = name
+            source = scripts.SHEBANG + value  # as the store loads it
+            names[hashlib.sha1(source.encode()).hexdigest()] = name
     return names
 
 
