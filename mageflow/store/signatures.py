@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -174,6 +175,7 @@ class SignatureStore:
         pause = 0.05
         while True:
             try:
+                await self._ready()
                 script, batcher = self._script(name)
                 return await batcher.call(script, keys_, args)
             except ResponseError as exc:
@@ -191,12 +193,24 @@ class SignatureStore:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 1.0)
 
+    async def _ready(self) -> None:
+        """Let a cluster client learn the slot map before its first command.
+
+        redis-py's cluster client learns it lazily, on the first command;
+        commands sent at once on a new client can then meet a redirect that
+        makes it reconnect under the others, which fail. Once is enough: on a
+        known cluster this returns at once."""
+        redis = self.redis
+        if isinstance(redis, RedisCluster):
+            await redis.initialize()
+
     async def _read(self, coro_factory: Any) -> Any:
         """A plain read command, retried like a script while Redis is away."""
         deadline = time.monotonic() + TRANSIENT_RETRY_SECONDS
         pause = 0.05
         while True:
             try:
+                await self._ready()
                 return await coro_factory()
             except _TRANSIENT:
                 if time.monotonic() + pause > deadline:
