@@ -59,6 +59,7 @@ from typing import IO, NamedTuple
 from urllib.parse import urlparse
 
 import redis
+from typing_extensions import Self
 
 from mageflow.errors import EmbeddedRedisError
 from mageflow.store.connection import CLUSTER_URL_SCHEME, REDIS_URL_ENV
@@ -149,7 +150,42 @@ def _unix_sockets_supported() -> bool:
     return hasattr(socket, "AF_UNIX") and sys.platform != "win32"
 
 
-class EmbeddedRedis:
+class _Managed:
+    """``start()`` / ``stop()`` as a sync and an async context manager (the
+    async one starts and stops in a thread: both block on processes)."""
+
+    def start(self) -> str:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        await asyncio.to_thread(self.start)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
+
+class EmbeddedRedis(_Managed):
     """A ``redis-server`` process of our own, on a private socket or port.
 
     ``start()`` / ``stop()`` are synchronous; the object is also a sync and
@@ -298,32 +334,6 @@ class EmbeddedRedis:
             with contextlib.suppress(OSError):
                 self._workdir.cleanup()
             self._workdir = None
-
-    def __enter__(self) -> EmbeddedRedis:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> EmbeddedRedis:
-
-        await asyncio.to_thread(self.start)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-
-        await asyncio.to_thread(self.stop)
 
 
 class ensure_redis:  # lower case: it is used like a function, `with ensure_redis()`
@@ -520,7 +530,7 @@ class _Node:
         return f"node {self.address.port}:\n{EmbeddedRedis._tail(self.log_path)}"
 
 
-class EmbeddedCluster:
+class EmbeddedCluster(_Managed):
     """A real Redis Cluster of our own: three masters, no replicas, on loopback.
 
     Scripts, pipelines and pub/sub behave differently on a cluster (keys of
@@ -712,30 +722,6 @@ class EmbeddedCluster:
             with contextlib.suppress(OSError):
                 self._root.cleanup()
             self._root = None
-
-    def __enter__(self) -> EmbeddedCluster:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> EmbeddedCluster:
-        await asyncio.to_thread(self.start)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
 
 
 class ensure_cluster:  # lower case: used like a function, `with ensure_cluster()`

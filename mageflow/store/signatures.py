@@ -533,17 +533,7 @@ class SignatureStore:
         that are not mageflow records come second."""
         if not ids:
             return (), ()
-        groups = list(by_shard(ids).values())
-        replies = await asyncio.gather(
-            *(self._call("TARGETS", list(map(keys.signature, g)), []) for g in groups)
-        )
-        described = dict(
-            zip(
-                (i for g in groups for i in g),
-                (r for reply in replies for r in reply),
-                strict=True,
-            )
-        )
+        described = await self._replies_by_id("TARGETS", ids, _record_keys)
         return self._targets(ids, [described[i] for i in ids])
 
     async def mark_sent(self, signature_id: str) -> None:
@@ -653,9 +643,30 @@ class SignatureStore:
             stack.extend(reversed(children.get(node, [])))
         return ordered
 
+    async def _replies_by_id(
+        self,
+        name: str,
+        ids: Sequence[str],
+        keys_of: Callable[[list[str]], list[str]],
+        args: Sequence[Any] = (),
+    ) -> dict[str, Any]:
+        """Script ``name`` once per shard of ``ids``, all at once (one round
+        trip on a single server); the reply for each id (the script answers
+        one per signature, in order)."""
+        groups = list(by_shard(ids).values())
+        replies = await asyncio.gather(
+            *(self._call(name, keys_of(group), list(args)) for group in groups)
+        )
+        return dict(
+            zip(
+                (i for group in groups for i in group),
+                (r for reply in replies for r in reply),
+                strict=True,
+            )
+        )
+
     async def _tree(self, level: Sequence[str], callbacks: bool = False) -> list[Any]:
         """One level of :data:`scripts.TREE`, one call per shard at once."""
-        groups = list(by_shard(level).values())
 
         def keys_of(group: list[str]) -> list[str]:
             out: list[str] = []
@@ -663,18 +674,8 @@ class SignatureStore:
                 out += [keys.signature(node), keys.swarm_items(node)]
             return out
 
-        replies = await asyncio.gather(
-            *(
-                self._call("TREE", keys_of(group), ["1" if callbacks else "0"])
-                for group in groups
-            )
-        )
-        found = dict(
-            zip(
-                (i for g in groups for i in g),
-                (r for reply in replies for r in reply),
-                strict=True,
-            )
+        found = await self._replies_by_id(
+            "TREE", level, keys_of, ["1" if callbacks else "0"]
         )
         return [found[node] for node in level]
 
@@ -1147,20 +1148,7 @@ class SignatureStore:
         unknown = [i for i, d in zip(id_list, described, strict=True) if _unknown(d)]
         read: dict[str, Any] = {}
         if unknown:
-            groups = list(by_shard(unknown).values())
-            replies = await asyncio.gather(
-                *(
-                    self._call("TARGETS", list(map(keys.signature, g)), [])
-                    for g in groups
-                )
-            )
-            read = dict(
-                zip(
-                    (i for g in groups for i in g),
-                    (r for rs in replies for r in rs),
-                    strict=True,
-                )
-            )
+            read = await self._replies_by_id("TARGETS", unknown, _record_keys)
         described = [read.get(i, d) for i, d in zip(id_list, described, strict=True)]
         good, bad = self._targets(id_list, described)
         message = loads_outcome(keys.signature(swarm_id), text(payload))
@@ -1457,6 +1445,10 @@ class SignatureStore:
         if text(reply[0]) in ("missing", "corrupt"):
             self._problem(reply, task_id, "settle the root")
         return RootVerdict(text(reply[0]))
+
+
+def _record_keys(ids: list[str]) -> list[str]:
+    return list(map(keys.signature, ids))
 
 
 def _unknown(described: Any) -> bool:
