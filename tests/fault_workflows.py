@@ -2,8 +2,8 @@
 
 Used by tests/test_faults.py in the test process and in the child processes
 it kills, so both declare the same tasks. Everything a task does is written
-to Redis under ``faulttest:{ft}:`` (one hash slot on a cluster), next to mageflow's own keys, so a process
-that is killed leaves its marks behind:
+to Redis under ``faulttest:{ft}:`` (one hash slot on a cluster), next to
+mageflow's own keys, so a process that is killed leaves its marks behind:
 
 * ``faulttest:runs`` counts the body runs of each signature;
 * ``faulttest:open`` holds the signatures whose body started and did not

@@ -142,6 +142,7 @@ def _with_db(url: str, db: int) -> str:
     return urlunsplit(parsed._replace(path=f"/{db}"))
 
 
+@pytest.mark.single_node  # a plain server: databases, or a Redis client of its own
 async def test_two_clients_with_different_redis_do_not_interfere(
     make_client: Callable[..., HatchetMageflow], redis_url: str
 ) -> None:
@@ -187,6 +188,7 @@ async def test_redis_url_is_read_from_the_environment(
         await client.redis.aclose()
 
 
+@pytest.mark.single_node  # a plain server: databases, or a Redis client of its own
 async def test_a_given_redis_client_is_used_as_is(
     make_client: Callable[..., HatchetMageflow], redis_url: str
 ) -> None:
@@ -241,6 +243,7 @@ async def test_worker_lifespan_runs_the_users_and_closes_owned_redis(
     await fresh.aclose()
 
 
+@pytest.mark.single_node  # a plain server: databases, or a Redis client of its own
 async def test_worker_lifespan_leaves_a_users_redis_open(
     make_client: Callable[..., HatchetMageflow], redis_url: str
 ) -> None:

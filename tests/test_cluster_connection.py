@@ -189,6 +189,7 @@ async def test_redis_url_may_name_a_cluster(
         await connection.aclose()
 
 
+@pytest.mark.single_node  # about a plain server's URL
 async def test_a_single_server_url_still_gives_a_plain_client(redis_url: str) -> None:
     connection = RedisConnection(redis_url)
     try:
@@ -266,6 +267,7 @@ async def test_flush_all_empties_every_primary(cluster_url: str) -> None:
         await client.aclose()
 
 
+@pytest.mark.single_node  # about a plain server
 async def test_flush_all_on_a_single_server(redis_url: str) -> None:
     client = Redis.from_url(redis_url, decode_responses=True)
     try:

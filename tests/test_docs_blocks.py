@@ -87,6 +87,7 @@ import mageflow
 from mageflow.dispatch.local import LocalDispatcher
 from mageflow.signature import SignatureStatus
 from mageflow.store import keys
+from mageflow.store.connection import close_client
 from mageflow.testing import offline_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -302,8 +303,7 @@ async def _close(client: mageflow.HatchetMageflow) -> None:
     backend = client.dispatch_backend
     assert isinstance(backend, LocalDispatcher)
     await backend.close()
-    await client.redis.aclose()
-    await client.redis.connection_pool.disconnect()
+    await close_client(client.redis)
 
 
 async def _unfinished(client: mageflow.HatchetMageflow) -> list[str]:

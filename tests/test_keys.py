@@ -96,7 +96,8 @@ def test_no_script_builds_a_key_name() -> None:
     channel = keys.done_channel("")
     for name, text in texts.items():
         assert keys.PREFIX + ":" not in text.replace(channel, ""), name
-        assert "'sig:'" not in text and "prefix .." not in text, name
+        assert "'sig:'" not in text, name
+        assert "prefix .." not in text, name
 
 
 # --- one workflow, one slot --------------------------------------------------------
@@ -138,7 +139,8 @@ async def test_a_chain_of_steps_signed_in_other_shards_runs_in_order(
     await chain.aio_run_no_wait({})
     await backend(local).drain()
     stored = await local.load_signature(chain.id)
-    assert stored is not None and stored.status is SignatureStatus.DONE
+    assert stored is not None
+    assert stored.status is SignatureStatus.DONE
     # 1, then 1+1+1, 3+2+1, 6+3+1: each step had its predecessor's result.
     assert ran == Counter(
         {"inc 0": 1, "inc 1": 1, "inc 2": 1, "inc 3": 1, "got {'v': 10}": 1}
@@ -159,14 +161,14 @@ async def test_a_swarm_of_items_from_other_shards_keeps_its_cap_and_order(
     await swarm.aio_run_no_wait({})
     await backend(local).drain()
     stored = await local.load_signature(swarm.id)
-    assert stored is not None and stored.status is SignatureStatus.DONE
+    assert stored is not None
+    assert stored.status is SignatureStatus.DONE
     expected = [{"v": x + 1} for x in range(8)]
-    assert ran == Counter(
-        {**{f"inc {x}": 1 for x in range(8)}, f"got {expected}": 1}
-    )
+    assert ran == Counter({**{f"inc {x}": 1 for x in range(8)}, f"got {expected}": 1})
     for item in items:
         done = await local.load_signature(item.id)
-        assert done is not None and done.status is SignatureStatus.DONE
+        assert done is not None
+        assert done.status is SignatureStatus.DONE
 
 
 async def test_an_item_refused_by_a_swarm_in_another_shard_is_given_back(
@@ -178,10 +180,11 @@ async def test_an_item_refused_by_a_swarm_in_another_shard_is_given_back(
     move(local)
     item = await local.sign("inc", x=5)
     assert keys.shard_of(item.id) != keys.shard_of(swarm.id)
-    with pytest.raises(Exception, match="closed|no more"):
+    with pytest.raises(Exception, match=r"closed|no more"):
         await swarm.add(item)
     stored = await local.load_signature(item.id)
-    assert stored is not None and stored.container_id is None
+    assert stored is not None
+    assert stored.container_id is None
     # Given back, it can be used elsewhere.
     await item.aio_run_no_wait({})
     await backend(local).drain()
@@ -201,12 +204,14 @@ async def test_pause_resume_stop_and_remove_reach_every_shard(
     await local.pause(swarm.id)
     for item in items:
         paused = await local.load_signature(item.id)
-        assert paused is not None and paused.status is SignatureStatus.SUSPENDED
+        assert paused is not None
+        assert paused.status is SignatureStatus.SUSPENDED
     await local.resume(swarm.id)
     await local.stop(swarm.id)
     for item in items:
         stopped = await local.load_signature(item.id)
-        assert stopped is not None and stopped.status is SignatureStatus.CANCELED
+        assert stopped is not None
+        assert stopped.status is SignatureStatus.CANCELED
     assert await local.remove(swarm.id) > len(items)
     for signature_id in [swarm.id, *(i.id for i in items)]:
         assert await local.load_signature(signature_id) is None

@@ -39,11 +39,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 from mageflow import HatchetMageflow
 from mageflow.client import BACKEND_ENV
 from mageflow.dispatch.local import LocalDispatcher
+from mageflow.store.connection import RedisConnection, flush_all, is_cluster_url
 
 COPIES = Path(__file__).resolve().parents[1] / "seeds"
 ORIGINALS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
@@ -372,11 +372,11 @@ def unexpected(
 
 @pytest.fixture
 async def flushed(redis_url: str) -> str:
-    redis = Redis.from_url(redis_url)
+    connection = RedisConnection(redis_url)  # one server or a cluster
     try:
-        await redis.flushdb()
+        await flush_all(connection.client)
     finally:
-        await redis.aclose()
+        await connection.aclose()
     return redis_url
 
 
@@ -388,6 +388,8 @@ async def test_seed_runs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     seed = SEEDS[file]
+    if is_cluster_url(flushed) and file == "setup.md":
+        pytest.skip("setup.md builds a plain redis.asyncio client from the URL")
     # The seeds construct production clients; the environment, not an edit,
     # puts them on the local backend.
     monkeypatch.setenv(BACKEND_ENV, "local")
