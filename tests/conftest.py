@@ -113,7 +113,10 @@ def redis_url(redis_kind: str, request: pytest.FixtureRequest) -> str:
         url: str = request.getfixturevalue("cluster_redis_url")
         return url
     single: str = request.getfixturevalue("single_redis_url")
-    if is_cluster_url(single) and request.node.get_closest_marker("single_node"):
+    needs_one = request.node.get_closest_marker("single_node") or (
+        SINGLE_NODE_FIXTURES & set(request.fixturenames)
+    )
+    if is_cluster_url(single) and needs_one:
         pytest.skip("needs one Redis server; REDIS_URL is a cluster")
     return single
 

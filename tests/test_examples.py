@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +124,14 @@ EXPECTED: dict[str, list[str]] = {
 }
 
 
+def _private_env() -> dict[str, str]:
+    """The environment without REDIS_URL: each example starts its own
+    private Redis, as on a fresh machine, and shares no data with the
+    others (a shared database would show one example's workflows in the
+    next one's dashboard, and keep its drain waiting)."""
+    return {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+
+
 def test_every_example_has_expectations() -> None:
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
 
@@ -135,6 +144,7 @@ def test_example_runs(name: str) -> None:
         text=True,
         timeout=120,
         check=False,
+        env=_private_env(),
     )
     assert result.returncode == 0, result.stderr
     for evidence in EXPECTED[name]:
@@ -151,6 +161,7 @@ def test_the_demo_leaves_its_workflow_open_in_the_dashboard() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=_private_env(),
     )
     try:
         assert demo.stdout is not None
