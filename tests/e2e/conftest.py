@@ -85,7 +85,7 @@ def _check_reachable(host_port: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def e2e_env(redis_url: str) -> Iterator[dict[str, str]]:
+def e2e_env(single_redis_url: str) -> Iterator[dict[str, str]]:
     """The environment for this session's clients and worker, set in os.environ.
 
     A fresh namespace per session keeps the runs of this session away from
@@ -94,7 +94,7 @@ def e2e_env(redis_url: str) -> Iterator[dict[str, str]]:
     env = _engine_env()
     _check_reachable(env.get("HATCHET_CLIENT_HOST_PORT", "localhost:7070"))
     env["HATCHET_CLIENT_NAMESPACE"] = f"e2e_{uuid.uuid4().hex[:8]}_"
-    env["REDIS_URL"] = redis_url
+    env["REDIS_URL"] = single_redis_url
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
