@@ -31,6 +31,9 @@ from mageflow.store.connection import pubsub_of
 
 logger = logging.getLogger("mageflow")
 
+RECHECK_SECONDS = 2.0
+"""How often a wait reads the signature again, announcement or not."""
+
 
 class Waiters:
     """The waits of one process on one store."""
@@ -58,10 +61,27 @@ class Waiters:
                 await self._subscribe(signature_id)
             if (ended := await self._final(signature_id)) is not None:
                 return ended
-            # On a timeout it may have ended just now: read once more.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(future), timeout)
-            return await self._final(signature_id)
+            loop = asyncio.get_running_loop()
+            deadline = None if timeout is None else loop.time() + timeout
+            while True:
+                left = None if deadline is None else deadline - loop.time()
+                if left is not None and left <= 0:
+                    # It may have ended just now: read once more.
+                    return await self._final(signature_id)
+                # The announcement is the fast path; a read every few
+                # seconds is the backstop. A SUBSCRIBE is not confirmed
+                # before the first read, and on a cluster an announcement
+                # reaches the subscribed node later than the record changed:
+                # one can be missed, and a wait must not hang on it.
+                step = RECHECK_SECONDS if left is None else min(left, RECHECK_SECONDS)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(future), step)
+                if (ended := await self._final(signature_id)) is not None:
+                    return ended
+                if future.done():  # announced, then started again (a retry)
+                    self._waiting[signature_id].discard(future)
+                    future = loop.create_future()
+                    self._waiting[signature_id].add(future)
         finally:
             waiting = self._waiting.get(signature_id)
             if waiting is not None:
