@@ -31,8 +31,9 @@ from mageflow.store.connection import pubsub_of
 
 logger = logging.getLogger("mageflow")
 
-RECHECK_SECONDS = 2.0
-"""How often a wait reads the signature again, announcement or not."""
+RECHECK_SECONDS = 5.0
+"""How often a wait reads the signature again, announcement or not: a
+backstop for a missed one, rare enough that idle waiters cost little."""
 
 
 class Waiters:
