@@ -78,7 +78,7 @@ async def _eventually(condition: Any, what: str) -> None:
     deadline = asyncio.get_running_loop().time() + WAIT
     while not await condition():
         assert asyncio.get_running_loop().time() < deadline, what
-        await asyncio.sleep(0.02)  # poll interval of a condition with a deadline
+        await asyncio.sleep(0.02)  # ok: poll interval of a condition with a deadline
 
 
 async def _messages(pubsub: PubSub, count: int) -> list[dict[str, Any]]:

@@ -242,8 +242,7 @@ async def test_each_root_child_costs_what_a_plain_run_costs(
         # frees its slot, before that run ends, so none is missed. Polled in
         # this process: no round trip.
         while not outlive and children_running():  # noqa: ASYNC110
-            # ok: yields the loop to the in-process runs; no fixed delay
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # ok: yields the loop to the in-process runs
         return {"v": msg.children}
 
     async def root_of(children: int) -> Counter[str]:
