@@ -336,7 +336,36 @@ class EmbeddedRedis(_Managed):
             self._workdir = None
 
 
-class ensure_redis:  # lower case: it is used like a function, `with ensure_redis()`
+class _UrlInThread:
+    """The async form of a sync ``with`` that yields a URL: entered and left
+    in a thread, since starting or stopping a server blocks."""
+
+    def __enter__(self) -> str:
+        raise NotImplementedError
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> str:
+        return await asyncio.to_thread(self.__enter__)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.__exit__, exc_type, exc, tb)
+
+
+class ensure_redis(
+    _UrlInThread
+):  # lower case: it is used like a function, `with ensure_redis()`
     """A Redis URL to use: ``REDIS_URL``, a local server, or an embedded one.
 
     Entering it yields the URL: ``REDIS_URL`` when set (not contacted), else
@@ -378,19 +407,6 @@ class ensure_redis:  # lower case: it is used like a function, `with ensure_redi
         if self.server is not None:
             self.server.stop()
             self.server = None
-
-    async def __aenter__(self) -> str:
-
-        return await asyncio.to_thread(self.__enter__)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-
-        await asyncio.to_thread(self.__exit__, exc_type, exc, tb)
 
 
 class ClusterNode(NamedTuple):
@@ -724,7 +740,9 @@ class EmbeddedCluster(_Managed):
             self._root = None
 
 
-class ensure_cluster:  # lower case: used like a function, `with ensure_cluster()`
+class ensure_cluster(
+    _UrlInThread
+):  # lower case: used like a function, `with ensure_cluster()`
     """A Redis Cluster URL to use: ``REDIS_CLUSTER_URL``, or an embedded one.
 
     Entering it yields ``REDIS_CLUSTER_URL`` when set (not contacted), else
@@ -753,17 +771,6 @@ class ensure_cluster:  # lower case: used like a function, `with ensure_cluster(
         if self.cluster is not None:
             self.cluster.stop()
             self.cluster = None
-
-    async def __aenter__(self) -> str:
-        return await asyncio.to_thread(self.__enter__)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.__exit__, exc_type, exc, tb)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
