@@ -29,12 +29,15 @@ results in add order, once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import queue
 import random
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -83,7 +86,14 @@ async def start(client: HatchetMageflow, built: fw.Built) -> None:
 
 
 class Zygote:
-    """The forking child process of tests/fault_child.py, line by line."""
+    """The forking child process of tests/fault_child.py, line by line.
+
+    One daemon thread reads its output into a queue, so a wait that times
+    out leaves no reader behind to swallow the next case's lines or to hold
+    up the event loop's shutdown. A case that fails mid-way calls
+    :meth:`abandon`, which kills its child and reads up to the zygote's
+    ``REAPED``, so the next case starts from a clean stream.
+    """
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
@@ -94,25 +104,52 @@ class Zygote:
             text=True,
             env={**os.environ, "PYTHONPATH": str(HERE)},
         )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.child: int | None = None
+        threading.Thread(target=self._read, daemon=True).start()
 
-    async def line(self, prefix: str) -> str:
+    def _read(self) -> None:
         assert self.process.stdout is not None
+        for text in self.process.stdout:
+            self.lines.put(text)
+        self.lines.put(None)
 
-        def read() -> str:
-            assert self.process.stdout is not None
-            while True:
-                text = self.process.stdout.readline()
-                if not text:
-                    raise RuntimeError("the fault child process exited")
-                if text.startswith(prefix):
-                    return text[len(prefix) :].strip()
-
-        return await asyncio.wait_for(asyncio.to_thread(read), 60)
+    async def line(self, prefix: str, timeout: float = 60) -> str:
+        """The rest of the next line that starts with ``prefix``. A child
+        that is reaped first is an error at once, not a 60 s wait."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                text = await asyncio.to_thread(self.lines.get, True, max(left, 0))
+            except queue.Empty:
+                raise TimeoutError(f"no {prefix.strip()} line in {timeout} s") from None
+            if text is None:
+                raise RuntimeError("the fault child process exited")
+            if text.startswith("PID "):
+                self.child = int(text[4:])
+            if text.startswith("REAPED "):
+                self.child = None
+            if text.startswith(prefix):
+                return text[len(prefix) :].strip()
+            if text.startswith("REAPED "):
+                raise RuntimeError(
+                    f"the workflow process exited before its {prefix.strip()}"
+                    " line (its stderr is in the captured output)"
+                )
 
     def send(self, text: str) -> None:
         assert self.process.stdin is not None
         self.process.stdin.write(text + "\n")
         self.process.stdin.flush()
+
+    async def abandon(self) -> None:
+        """Kill the case's child, if it still runs, and wait for it."""
+        if self.child is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.child, signal.SIGKILL)
+        await self.line("REAPED ")
 
     def close(self) -> None:
         if self.process.stdin is not None:
@@ -127,6 +164,15 @@ def zygote() -> Iterator[Zygote]:
         yield zygote
     finally:
         zygote.close()
+
+
+@pytest.fixture
+async def forks(zygote: Zygote) -> AsyncIterator[Zygote]:
+    """The zygote, left with no child of this test behind it."""
+    try:
+        yield zygote
+    finally:
+        await zygote.abandon()
 
 
 async def _killed_case(
@@ -161,8 +207,9 @@ async def _killed_case(
 
 @pytest.mark.parametrize("shape", fw.SHAPES)
 async def test_kill_at_a_random_instant(
-    client: HatchetMageflow, zygote: Zygote, redis_url: str, shape: str
+    client: HatchetMageflow, forks: Zygote, redis_url: str, shape: str
 ) -> None:
+    zygote = forks
     seeds = [int(ONLY_SEED)] if ONLY_SEED else range(SEEDS)
     for seed in seeds:
         try:
@@ -193,10 +240,11 @@ async def _calls_of(
 
 @pytest.mark.parametrize("shape", fw.SHAPES)
 async def test_kill_after_every_step(
-    client: HatchetMageflow, zygote: Zygote, redis_url: str, shape: str
+    client: HatchetMageflow, forks: Zygote, redis_url: str, shape: str
 ) -> None:
     """Each script call is one atomic step; the process dies right after
     the n-th, for every n: a fresh process recovers every one."""
+    zygote = forks
     total = await _calls_of(client, zygote, redis_url, shape)
     assert total > 0
     for n in range(1, total + 1):
