@@ -5,8 +5,9 @@ line ``<redis-url> <shape> [<n>]`` on stdin it forks a child that signs and
 starts that workflow and works on it until it is killed; with ``<n>``, the
 child dies by itself the instant its ``n``-th script call since the start
 returns (each call is one atomic step, so every boundary between steps can
-be hit exactly), and without, it prints ``CALLS <count>`` when the workflow
-is done. It prints ``PID <pid>``
+be hit exactly), or prints ``FINISHED`` and exits if the workflow ended
+first; without, it prints ``CALLS <count>`` when the workflow is done and
+stays until killed. It prints ``PID <pid>``
 for each child, the child prints ``STARTED <json>`` (what it built) the
 moment before it starts the workflow, and the zygote prints ``REAPED <pid>``
 when the child is gone. Forking from a process that has imported but not
@@ -58,6 +59,11 @@ async def _work(url: str, shape: str, limit: int | None) -> None:
         await client.dispatch_backend.drain(timeout=600)  # type: ignore[attr-defined]
         print(f"CALLS {calls[0]}", flush=True)
         print("FINISHED", flush=True)
+        if limit is not None:
+            # The run ended before its limit-th call: runs differ by a call
+            # or so (concurrent items finishing together), so the last
+            # boundaries of the first run may not exist in this one.
+            return
         await asyncio.Event().wait()  # stay until killed
 
 
