@@ -1,10 +1,11 @@
-"""Fault injection: break eight workflow shapes seven ways; each must still end.
+"""Fault injection: break nine workflow shapes seven ways; each must still end.
 
 The shapes (tests/fault_workflows.py): a task with success and error
 callbacks, a chain of 3, a swarm of 20 at cap 3, a chain whose middle step is
 a swarm, a swarm of chains, a root task fanning out 50 children at cap 5, a
-task continued 20 times over, and a swarm with per-item callbacks. The
-faults:
+task continued 20 times over, a swarm with per-item callbacks, and a chain,
+a swarm and callbacks signed in seven shards, then linked. Each runs on one
+Redis server and on a 3-master cluster (``redis_kind``). The faults:
 
 * **kill**: a real process running the workflow is SIGKILLed at a random
   instant; a fresh process with the same task definitions recovers. Run
