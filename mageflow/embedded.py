@@ -55,7 +55,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple, Protocol, TypeVar
 from urllib.parse import urlparse
 
 import redis
@@ -63,6 +63,9 @@ from typing_extensions import Self
 
 from mageflow.errors import EmbeddedRedisError
 from mageflow.store.connection import CLUSTER_URL_SCHEME, REDIS_URL_ENV
+
+_T = TypeVar("_T")
+_T_co = TypeVar("_T_co", covariant=True)
 
 REDIS_SERVER_ENV = "MAGEFLOW_REDIS_SERVER"
 """Path of the ``redis-server`` to run, overriding the search."""
@@ -150,9 +153,46 @@ def _unix_sockets_supported() -> bool:
     return hasattr(socket, "AF_UNIX") and sys.platform != "win32"
 
 
-class _Managed:
-    """``start()`` / ``stop()`` as a sync and an async context manager (the
-    async one starts and stops in a thread: both block on processes)."""
+class _SyncWith(Protocol[_T_co]):
+    def __enter__(self) -> _T_co: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class _InThread:
+    """The async form of a class's sync ``with``, entered and left in a
+    thread: starting or stopping a server blocks on processes."""
+
+    def __enter__(self) -> Any:
+        raise NotImplementedError
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self: _SyncWith[_T]) -> _T:
+        return await asyncio.to_thread(self.__enter__)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.__exit__, exc_type, exc, tb)
+
+
+class _Managed(_InThread):
+    """``start()`` / ``stop()`` as a sync and an async context manager."""
 
     def start(self) -> str:
         raise NotImplementedError
@@ -171,18 +211,6 @@ class _Managed:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-    async def __aenter__(self) -> Self:
-        await asyncio.to_thread(self.start)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
 
 
 class EmbeddedRedis(_Managed):
@@ -336,35 +364,8 @@ class EmbeddedRedis(_Managed):
             self._workdir = None
 
 
-class _UrlInThread:
-    """The async form of a sync ``with`` that yields a URL: entered and left
-    in a thread, since starting or stopping a server blocks."""
-
-    def __enter__(self) -> str:
-        raise NotImplementedError
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        raise NotImplementedError
-
-    async def __aenter__(self) -> str:
-        return await asyncio.to_thread(self.__enter__)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.__exit__, exc_type, exc, tb)
-
-
 class ensure_redis(
-    _UrlInThread
+    _InThread
 ):  # lower case: it is used like a function, `with ensure_redis()`
     """A Redis URL to use: ``REDIS_URL``, a local server, or an embedded one.
 
@@ -741,7 +742,7 @@ class EmbeddedCluster(_Managed):
 
 
 class ensure_cluster(
-    _UrlInThread
+    _InThread
 ):  # lower case: used like a function, `with ensure_cluster()`
     """A Redis Cluster URL to use: ``REDIS_CLUSTER_URL``, or an embedded one.
 
