@@ -162,7 +162,7 @@ class Zygote:
 
 
 @pytest.fixture(scope="module")
-def zygote() -> Iterator[Zygote]:
+def zygote_process() -> Iterator[Zygote]:
     zygote = Zygote()
     try:
         yield zygote
@@ -171,12 +171,12 @@ def zygote() -> Iterator[Zygote]:
 
 
 @pytest.fixture
-async def forks(zygote: Zygote) -> AsyncIterator[Zygote]:
-    """The zygote, left with no child of this test behind it."""
+async def zygote(zygote_process: Zygote) -> AsyncIterator[Zygote]:
+    """The module's zygote, left with no child of this test behind it."""
     try:
-        yield zygote
+        yield zygote_process
     finally:
-        await zygote.abandon()
+        await zygote_process.abandon()
 
 
 async def _killed_case(
@@ -211,9 +211,8 @@ async def _killed_case(
 
 @pytest.mark.parametrize("shape", fw.SHAPES)
 async def test_kill_at_a_random_instant(
-    client: HatchetMageflow, forks: Zygote, redis_url: str, shape: str
+    client: HatchetMageflow, zygote: Zygote, redis_url: str, shape: str
 ) -> None:
-    zygote = forks
     seeds = [int(ONLY_SEED)] if ONLY_SEED else range(SEEDS)
     for seed in seeds:
         try:
@@ -244,11 +243,10 @@ async def _calls_of(
 
 @pytest.mark.parametrize("shape", fw.SHAPES)
 async def test_kill_after_every_step(
-    client: HatchetMageflow, forks: Zygote, redis_url: str, shape: str
+    client: HatchetMageflow, zygote: Zygote, redis_url: str, shape: str
 ) -> None:
     """Each script call is one atomic step; the process dies right after
     the n-th, for every n: a fresh process recovers every one."""
-    zygote = forks
     total = await _calls_of(client, zygote, redis_url, shape)
     assert total > 0
     ended_first = zygote.finished
